@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MailadminConfig(AppConfig):
+    name = "mailadmin"
+    verbose_name = "mailadmin core"

@@ -1,0 +1,42 @@
+"""Writing the audit log. Every change and every MTA command leaves one AuditEvent."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from mailadmin.models import AuditEvent, MailServer
+
+
+def _clean(text: str, limit: int) -> str:
+    # Control characters would let a value forge extra lines when the log is exported or read.
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else f"\\x{ord(ch):02x}" for ch in text)[:limit]
+
+
+def record(
+    action: str,
+    *,
+    user=None,
+    server: MailServer | None = None,
+    target: str = "",
+    argv: list[str] | tuple[str, ...] | None = None,
+    exit_code: int | None = None,
+    outcome: str = AuditEvent.Outcome.OK,
+    detail: str = "",
+    request: HttpRequest | None = None,
+) -> AuditEvent:
+    if request is not None and user is None:
+        user = request.user
+    if user is not None and not user.is_authenticated:
+        user = None
+    return AuditEvent.objects.create(
+        user=user,
+        username=user.get_username() if user else "",
+        action=action,
+        server=server,
+        target=_clean(target, 300).replace("\n", "\\n"),
+        argv=list(argv) if argv is not None else None,
+        exit_code=exit_code,
+        outcome=outcome,
+        detail=_clean(detail, 20000),
+        remote_addr=request.META.get("REMOTE_ADDR") if request is not None else None,
+    )

@@ -1,0 +1,26 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from mailadmin import daemon
+from mailadmin.gateway import MtaError, Mta
+from mailadmin.models import MailServer
+
+
+class Command(BaseCommand):
+    help = "Start, stop, restart, reload or show the sendmail daemon of a managed server."
+
+    def add_arguments(self, parser):
+        parser.add_argument("verb", choices=[*daemon.VERBS, "status"])
+        parser.add_argument("--server", default="local")
+
+    def handle(self, *args, verb, server, **options):
+        try:
+            mail_server = MailServer.objects.get(name=server)
+        except MailServer.DoesNotExist:
+            raise CommandError(f"no server named {server!r}") from None
+        if verb == "status":
+            self.stdout.write(daemon.status(mail_server).summary)
+            return
+        try:
+            self.stdout.write(daemon.VERBS[verb](mail_server, Mta(mail_server)))
+        except (MtaError, daemon.DaemonError) as exc:
+            raise CommandError(str(exc)) from exc

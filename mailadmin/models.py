@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from mailadmin.work import WorkItem
+
+
+class MailServer(models.Model):
+    """One sendmail instance the console manages: where its files are and how to reach it."""
+
+    name = models.SlugField(max_length=40, unique=True, help_text="Short name, e.g. local or relay1.")
+    description = models.CharField(max_length=200, blank=True)
+    embedded = models.BooleanField(
+        default=False,
+        help_text="Created by the console under var/; its base .mc is written by the console.",
+    )
+    hostname = models.CharField(max_length=253, help_text="Fully qualified name the instance uses for itself ($j).")
+    conf_dir = models.CharField(max_length=400, help_text="Directory holding sendmail.mc, sendmail.cf, access …")
+    mc_path = models.CharField("sendmail.mc", max_length=400)
+    cf_path = models.CharField("sendmail.cf", max_length=400)
+    access_path = models.CharField("access map source", max_length=400)
+    cert_dir = models.CharField("certificate directory", max_length=400)
+    queue_dir = models.CharField("queue directory", max_length=400)
+    pid_file = models.CharField("PidFile", max_length=400)
+    log_file = models.CharField(max_length=400, blank=True, help_text="Where this instance's syslog lines land.")
+    syslog_tag = models.CharField(max_length=40, default="sendmail", help_text="Syslog identifier (sendmail -L).")
+    sendmail_bin = models.CharField("sendmail binary", max_length=400, default="/usr/sbin/sendmail")
+    m4_bin = models.CharField("m4 binary", max_length=400, default="/usr/bin/m4")
+    makemap_bin = models.CharField("makemap binary", max_length=400, default="/usr/sbin/makemap")
+    cf_tree = models.CharField("cf macro tree", max_length=400, default="/usr/share/sendmail/cf")
+    smtp_address = models.GenericIPAddressField("daemon address", default="127.0.0.1")
+    smtp_port = models.PositiveIntegerField("daemon port", default=25)
+    queue_interval = models.CharField(max_length=10, default="1h", help_text="Queue-run interval of the daemon (-q).")
+    celery_queue = models.CharField(
+        max_length=60, help_text="Celery queue the worker on this MTA's host listens on, e.g. mta.local."
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AuditEvent(models.Model):
+    """Who did what, when, on which server; the command run and how it ended."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "ok"
+        FAILED = "failed", "failed"
+        DENIED = "denied", "denied"
+        QUEUED = "queued", "queued"
+
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    username = models.CharField(max_length=150, blank=True, help_text="Kept when the user is deleted.")
+    action = models.CharField(max_length=80, db_index=True)
+    server = models.ForeignKey(MailServer, null=True, blank=True, on_delete=models.SET_NULL)
+    target = models.CharField(max_length=300, blank=True)
+    argv = models.JSONField(null=True, blank=True, help_text="The command run, as its argument list.")
+    exit_code = models.IntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.OK, db_index=True)
+    detail = models.TextField(blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.outcome}"
+
+
+class ServiceAction(WorkItem):
+    """Start, stop, restart or reload a server's sendmail daemon, run by that server's worker."""
+
+    class Verb(models.TextChoices):
+        START = "start", "start"
+        STOP = "stop", "stop"
+        RESTART = "restart", "restart"
+        RELOAD = "reload", "reload (SIGHUP)"
+
+    task_name = "mailadmin.tasks.run_service_action"
+
+    server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="service_actions")
+    verb = models.CharField(max_length=10, choices=Verb.choices)
+    output = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.server} ({self.status})"
+
+    def celery_queue(self) -> str:
+        return self.server.celery_queue

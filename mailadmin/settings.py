@@ -1,0 +1,209 @@
+"""Settings for the mailadmin console.
+
+Everything that differs between machines comes from the environment (MAILADMIN_*), with
+defaults that make `make run` work on a fresh checkout: state lives under var/.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean, not {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from exc
+
+
+VAR_DIR = Path(env_str("MAILADMIN_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+
+
+def load_secret_key() -> str:
+    from_env = os.environ.get("MAILADMIN_SECRET_KEY")
+    if from_env:
+        return from_env
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = load_secret_key()
+DEBUG = env_bool("MAILADMIN_DEBUG", False)
+ALLOWED_HOSTS = env_str("MAILADMIN_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "mailadmin",
+    "tlsconfig",
+    "mailqueue",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "mailadmin.urls"
+WSGI_APPLICATION = "mailadmin.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": False,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "mailadmin.context.console",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": env_str("MAILADMIN_DB_PATH", str(VAR_DIR / "db.sqlite3")),
+        # The web server, the worker and beat write concurrently: WAL plus immediate
+        # transactions turn lock contention into waiting instead of "database is locked".
+        "OPTIONS": {
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+        },
+        "TEST": {"NAME": env_str("MAILADMIN_TEST_DB_PATH", str(VAR_DIR / "test-db.sqlite3"))},
+    }
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+SESSION_COOKIE_AGE = 8 * 3600
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Served on loopback over plain HTTP by `make run`; behind TLS set MAILADMIN_SECURE_COOKIES=1.
+SESSION_COOKIE_SECURE = env_bool("MAILADMIN_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("MAILADMIN_TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": env_str(
+            "MAILADMIN_STATIC_STORAGE", "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("MAILADMIN_LOG_LEVEL", "INFO")},
+}
+
+# --- Celery: Redis is only the doorbell; the work rows in the database are the record.
+REDIS_PORT = env_int("MAILADMIN_REDIS_PORT", 6390)
+CELERY_BROKER_URL = env_str("MAILADMIN_BROKER_URL", f"redis://127.0.0.1:{REDIS_PORT}/0")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_TASK_TIME_LIMIT = 600
+CELERY_TASK_SOFT_TIME_LIMIT = 540
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "mailadmin"
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+
+# --- Work rows (mailadmin.work): how long a claimed row may run before the sweeper takes it back.
+WORK_LEASE_SECONDS = env_int("MAILADMIN_WORK_LEASE_SECONDS", 120)
+WORK_REDISPATCH_SECONDS = env_int("MAILADMIN_WORK_REDISPATCH_SECONDS", 60)
+WORK_MAX_ATTEMPTS = env_int("MAILADMIN_WORK_MAX_ATTEMPTS", 5)
+WORK_SWEEP_SECONDS = env_int("MAILADMIN_WORK_SWEEP_SECONDS", 30)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-work-rows": {"task": "mailadmin.tasks.sweep_work", "schedule": float(WORK_SWEEP_SECONDS)},
+}
+
+# --- The managed MTAs.
+# Paths an administrator may give a MailServer: everything must resolve inside one of these.
+MAILADMIN_ALLOWED_ROOTS = [
+    str(VAR_DIR),
+    "/etc/mail",
+    "/var/spool/mqueue",
+    "/var/spool/mqueue-client",
+    "/run/sendmail",
+    "/var/run/sendmail",
+    "/var/log",
+    "/usr/share/sendmail",
+    "/usr/sbin",
+    "/usr/bin",
+    "/usr/libexec/sendmail",
+    *[p for p in env_str("MAILADMIN_EXTRA_ROOTS", "").split(":") if p],
+]
+MAILADMIN_INSTANCES_DIR = VAR_DIR / "instances"
+MAILADMIN_LOCAL_PORT = env_int("MAILADMIN_LOCAL_PORT", 2525)
+MAILADMIN_LOG_SINK = VAR_DIR / "log" / "syslog"
+MAILADMIN_COMMAND_TIMEOUT = env_int("MAILADMIN_COMMAND_TIMEOUT", 120)
