@@ -1,0 +1,264 @@
+"""Shared fixtures: the real parts every test suite runs against.
+
+- a throw-away sendmail instance (own directory under var/test-instances, own port, never
+  /etc/mail, never port 25), built with Debian's cf tree and running as a real daemon;
+- a throw-away Redis on its own port and directory;
+- a real Celery worker process consuming that Redis and the test database.
+
+Test helpers may start processes; product code may not (only mailadmin.gateway does).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
+
+ROOT = Path(__file__).resolve().parent
+TEST_LEASE_SECONDS = 4
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+class RedisProcess:
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            shutil.which("redis-server") or "/usr/bin/redis-server",
+            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+            "--maxmemory-policy", "noeviction", "--daemonize", "no", "--logfile", "redis.log",
+        ]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.answers, 10, f"redis on port {self.port}")
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=15)
+        self.proc = None
+
+
+class WorkerProcess:
+    """`celery -A mailadmin worker` in its own process group, killable like a real one."""
+
+    def __init__(self, broker_url: str, db_path: str, queues: list[str], logdir: Path):
+        self.broker_url, self.db_path, self.queues = broker_url, db_path, queues
+        self.logdir = logdir
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        self.starts += 1
+        self.logfile = self.logdir / f"worker-{self.starts}.log"
+        env = dict(
+            os.environ,
+            DJANGO_SETTINGS_MODULE="mailadmin.settings_test",
+            MAILADMIN_BROKER_URL=self.broker_url,
+            MAILADMIN_DB_PATH=self.db_path,
+            MAILADMIN_WORK_LEASE_SECONDS=str(TEST_LEASE_SECONDS),
+        )
+        argv = [
+            sys.executable, "-m", "celery", "-A", "mailadmin", "worker", "-Q", ",".join(self.queues),
+            "-c", "1", "-P", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "-l", "info", "-n", f"test{self.starts}@%h",
+        ]
+        with open(self.logfile, "wb") as log:
+            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        wait_for(lambda: b" ready." in self.logfile.read_bytes() or self.proc.poll() is not None, 60,
+                 "the celery worker to be ready")
+        if self.proc.poll() is not None:
+            raise AssertionError("celery worker exited:\n" + self.logfile.read_text(errors="replace"))
+
+    def kill_all(self) -> None:
+        """SIGKILL the main process and its pool children at once, like a crashed host."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=15)
+        self.proc = None
+
+    def log(self) -> str:
+        return self.logfile.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def test_run_dir():
+    from django.conf import settings
+
+    path = Path(settings.VAR_DIR) / "test-run" / secrets.token_hex(4)
+    path.mkdir(parents=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mta_instance(django_db_setup, django_db_blocker):
+    """A real sendmail daemon for the whole session: returns the MailServer field values."""
+    from django.conf import settings
+
+    from mailadmin import daemon, instance
+    from mailadmin.gateway import Mta
+    from mailadmin.models import MailServer
+
+    name = "t" + secrets.token_hex(3)
+    root = Path(settings.MAILADMIN_INSTANCES_DIR) / name
+    fields = instance.embedded_defaults(name, root, free_port())
+    fields["log_file"] = str(root / "syslog")
+    with django_db_blocker.unblock():
+        server = MailServer.objects.create(name=name, **fields)
+        instance.prepare(server, Mta(server))
+        daemon.start(server, Mta(server))
+    yield {"name": name, **fields}
+    with django_db_blocker.unblock():
+        server = MailServer(name=name, **fields)
+        pid = daemon.live_pid(server)
+        if pid:
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGTERM)
+            daemon.wait_until_gone(pid)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def mta_server(request, mta_instance):
+    """The session's instance as a MailServer row, with its daemon answering."""
+    request.getfixturevalue("transactional_db" if "transactional_db" in request.fixturenames else "db")
+    from mailadmin import daemon
+    from mailadmin.gateway import Mta
+    from mailadmin.models import MailServer
+
+    fields = dict(mta_instance)
+    server, _ = MailServer.objects.update_or_create(name=fields.pop("name"), defaults=fields)
+    pid = daemon.live_pid(server)
+    if pid:
+        os.kill(pid, signal.SIGCONT)
+    if not daemon.status(server).answering:
+        daemon.start(server, Mta(server))
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_server(test_run_dir):
+    from mailadmin.celery import app
+
+    redis = RedisProcess(test_run_dir / "redis")
+    redis.start()
+    app.conf.broker_url = redis.url
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(redis_server, mta_instance, test_run_dir):
+    from django.conf import settings
+
+    worker = WorkerProcess(
+        redis_server.url,
+        settings.DATABASES["default"]["NAME"],
+        [settings.CELERY_TASK_DEFAULT_QUEUE, mta_instance["celery_queue"]],
+        test_run_dir / "worker",
+    )
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(celery_worker, redis_server, transactional_db):
+    """The session worker, running and connected at the start of the test (restarted if a test killed it)."""
+    if not redis_server.answers():
+        redis_server.start()
+    if celery_worker.proc is None or celery_worker.proc.poll() is not None:
+        celery_worker.start()
+    return celery_worker
+
+
+def make_user(username: str, role: str | None):
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username=username, password="correct horse battery")
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def viewer(db):
+    return make_user("vera", "viewer")
+
+
+@pytest.fixture
+def operator(db):
+    return make_user("otto", "operator")
+
+
+@pytest.fixture
+def administrator(db):
+    return make_user("ada", "administrator")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Debian's Chromium; Playwright's own browser download cannot work offline."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": [
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        ],
+    }

@@ -1,0 +1,10 @@
+"""Settings for `make test`: the same as production except where a test needs something else."""
+
+from mailadmin.settings import *  # noqa: F403
+from mailadmin.settings import STORAGES, VAR_DIR
+
+# Tests render templates without running collectstatic first.
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+# Hashing strength is not under test; a fast hasher keeps per-test logins cheap.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MAILADMIN_INSTANCES_DIR = VAR_DIR / "test-instances"
