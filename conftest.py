@@ -59,9 +59,24 @@ class RedisProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         argv = [
             shutil.which("redis-server") or "/usr/bin/redis-server",
-            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-            "--maxmemory-policy", "noeviction", "--daemonize", "no", "--logfile", "redis.log",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.workdir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+            "--daemonize",
+            "no",
+            "--logfile",
+            "redis.log",
         ]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self.answers, 10, f"redis on port {self.port}")
@@ -102,15 +117,35 @@ class WorkerProcess:
             MAILADMIN_WORK_LEASE_SECONDS=str(TEST_LEASE_SECONDS),
         )
         argv = [
-            sys.executable, "-m", "celery", "-A", "mailadmin", "worker", "-Q", ",".join(self.queues),
-            "-c", "1", "-P", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "-l", "info", "-n", f"test{self.starts}@%h",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mailadmin",
+            "worker",
+            "-Q",
+            ",".join(self.queues),
+            "-c",
+            "1",
+            "-P",
+            "prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "info",
+            "-n",
+            f"test{self.starts}@%h",
         ]
         with open(self.logfile, "wb") as log:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        wait_for(lambda: b" ready." in self.logfile.read_bytes() or self.proc.poll() is not None, 60,
-                 "the celery worker to be ready")
+            self.proc = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        wait_for(
+            lambda: b" ready." in self.logfile.read_bytes() or self.proc.poll() is not None,
+            60,
+            "the celery worker to be ready",
+        )
         if self.proc.poll() is not None:
             raise AssertionError("celery worker exited:\n" + self.logfile.read_text(errors="replace"))
 
@@ -258,7 +293,12 @@ def browser_type_launch_args(browser_type_launch_args):
         **browser_type_launch_args,
         "executable_path": "/usr/bin/chromium",
         "args": [
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
         ],
     }

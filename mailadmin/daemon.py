@@ -105,8 +105,10 @@ def wait_until_answering(server, timeout: float = START_TIMEOUT, not_pid: int | 
         if current.answering and current.process_alive and current.pid != not_pid:
             return current
         if time.monotonic() > deadline:
-            raise DaemonError(f"the daemon did not answer on {server.smtp_address}:{server.smtp_port} "
-                              f"within {timeout:g} s ({current.summary})")
+            raise DaemonError(
+                f"the daemon did not answer on {server.smtp_address}:{server.smtp_port} "
+                f"within {timeout:g} s ({current.summary})"
+            )
         time.sleep(0.1)
 
 

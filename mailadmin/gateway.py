@@ -225,18 +225,31 @@ class Mta:
             result = call()
         except CommandFailed as exc:
             audit.record(
-                action, user=self.user, server=self.server, argv=exc.argv, exit_code=exc.returncode,
-                outcome=AuditEvent.Outcome.FAILED, detail=str(exc),
+                action,
+                user=self.user,
+                server=self.server,
+                argv=exc.argv,
+                exit_code=exc.returncode,
+                outcome=AuditEvent.Outcome.FAILED,
+                detail=str(exc),
             )
             raise
         except MtaError as exc:
             audit.record(
-                action, user=self.user, server=self.server, argv=argv,
-                outcome=AuditEvent.Outcome.FAILED, detail=str(exc),
+                action,
+                user=self.user,
+                server=self.server,
+                argv=argv,
+                outcome=AuditEvent.Outcome.FAILED,
+                detail=str(exc),
             )
             raise
         audit.record(
-            action, user=self.user, server=self.server, argv=result.argv, exit_code=result.returncode,
+            action,
+            user=self.user,
+            server=self.server,
+            argv=result.argv,
+            exit_code=result.returncode,
             detail=(result.stderr_text.strip() + "\n" + result.stdout_text.strip()[:4000]).strip(),
         )
         return result
@@ -245,8 +258,14 @@ class Mta:
         server = self.server
         return [server.sendmail_bin, "-C", cf_path or server.cf_path, "-L", server.syslog_tag, *args]
 
-    def sendmail(self, *args: str, action: str = "sendmail", stdin: bytes | Path | None = None,
-                 ok_codes: tuple[int, ...] = (0,), timeout: float | None = None) -> CommandResult:
+    def sendmail(
+        self,
+        *args: str,
+        action: str = "sendmail",
+        stdin: bytes | Path | None = None,
+        ok_codes: tuple[int, ...] = (0,),
+        timeout: float | None = None,
+    ) -> CommandResult:
         argv = self.sendmail_argv(*args)
         return self._audited(
             action,
@@ -279,8 +298,12 @@ class Mta:
 
         os.kill(pid, signum)
         audit.record(
-            f"daemon {signum.name}", user=self.user, server=self.server, target=f"pid {pid}",
-            argv=["kill", f"-{signum.name}", str(pid)], exit_code=0,
+            f"daemon {signum.name}",
+            user=self.user,
+            server=self.server,
+            target=f"pid {pid}",
+            argv=["kill", f"-{signum.name}", str(pid)],
+            exit_code=0,
         )
 
     def version_report(self) -> CommandResult:

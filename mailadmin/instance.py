@@ -23,6 +23,9 @@ from mailadmin.gateway import Mta
 # on a port nothing listens on.
 DEFER_RELAY = "[127.0.0.2]"
 DEFER_PORT = 2
+# Where a running syslog daemon (rsyslog on Debian) puts sendmail's lines; without one,
+# `make run` starts mailadmin's own sink and the instance reads that file instead.
+SYSTEM_MAIL_LOG = "/var/log/mail.log"
 
 
 class InstanceError(Exception):
@@ -72,8 +75,18 @@ class Layout:
         return self.conf_dir / name
 
 
-def render_embedded_mc(layout: Layout, *, name: str, hostname: str, address: str, port: int,
-                       cf_tree: str, queue_dir: str, pid_file: str, access_path: str) -> str:
+def render_embedded_mc(
+    layout: Layout,
+    *,
+    name: str,
+    hostname: str,
+    address: str,
+    port: int,
+    cf_tree: str,
+    queue_dir: str,
+    pid_file: str,
+    access_path: str,
+) -> str:
     """The base .mc of an embedded instance (a pure function of its parameters)."""
     conf = layout.conf_dir
     lines = [
@@ -147,7 +160,7 @@ def embedded_defaults(name: str, root: Path, port: int, address: str = "127.0.0.
         "cert_dir": str(layout.conf("certs")),
         "queue_dir": str(layout.spool / "mqueue"),
         "pid_file": str(layout.run_dir / "sendmail.pid"),
-        "log_file": str(settings.MAILADMIN_LOG_SINK),
+        "log_file": SYSTEM_MAIL_LOG if Path(SYSTEM_MAIL_LOG).exists() else str(settings.MAILADMIN_LOG_SINK),
         "syslog_tag": f"sm-{name}"[:40],
         "smtp_address": address,
         "smtp_port": port,
@@ -159,9 +172,14 @@ def write_support_files(server) -> None:
     """Directories and the small files sendmail expects; existing files are kept as they are."""
     layout = Layout(Path(server.conf_dir).parent.parent)
     for directory, mode in [
-        (layout.root, 0o755), (layout.root / "etc", 0o755), (layout.conf_dir, 0o755),
-        (Path(server.cert_dir), 0o700), (layout.spool, 0o755), (Path(server.queue_dir), 0o700),
-        (layout.spool / "host_status", 0o755), (layout.run_dir, 0o755),
+        (layout.root, 0o755),
+        (layout.root / "etc", 0o755),
+        (layout.conf_dir, 0o755),
+        (Path(server.cert_dir), 0o700),
+        (layout.spool, 0o755),
+        (Path(server.queue_dir), 0o700),
+        (layout.spool / "host_status", 0o755),
+        (layout.run_dir, 0o755),
     ]:
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, mode)
@@ -210,9 +228,15 @@ def build_base_cf(server, mta: Mta) -> str:
     """
     layout = Layout(Path(server.conf_dir).parent.parent)
     mc = render_embedded_mc(
-        layout, name=server.name, hostname=server.hostname, address=server.smtp_address,
-        port=server.smtp_port, cf_tree=server.cf_tree, queue_dir=server.queue_dir,
-        pid_file=server.pid_file, access_path=server.access_path,
+        layout,
+        name=server.name,
+        hostname=server.hostname,
+        address=server.smtp_address,
+        port=server.smtp_port,
+        cf_tree=server.cf_tree,
+        queue_dir=server.queue_dir,
+        pid_file=server.pid_file,
+        access_path=server.access_path,
     )
     mc_path, cf_path = Path(server.mc_path), Path(server.cf_path)
     staged_mc = mc_path.with_name(mc_path.name + ".new")

@@ -48,8 +48,11 @@ def require_role(needed: Role):
                 from mailadmin.models import AuditEvent
 
                 audit.record(
-                    "permission denied", request=request, target=f"{request.method} {request.path}",
-                    outcome=AuditEvent.Outcome.DENIED, detail=f"needs role {needed.group_name}",
+                    "permission denied",
+                    request=request,
+                    target=f"{request.method} {request.path}",
+                    outcome=AuditEvent.Outcome.DENIED,
+                    detail=f"needs role {needed.group_name}",
                 )
                 raise PermissionDenied(f"This needs the {needed.group_name} role.")
             return view(request, *args, **kwargs)

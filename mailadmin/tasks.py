@@ -17,14 +17,21 @@ def perform_service_action(action: ServiceAction) -> None:
         outcome = daemon.VERBS[action.verb](action.server, mta, progress)
     except Exception as exc:
         audit.record(
-            f"daemon {action.verb}", user=action.created_by, server=action.server,
-            target=f"service action {action.pk}", outcome=AuditEvent.Outcome.FAILED, detail=str(exc),
+            f"daemon {action.verb}",
+            user=action.created_by,
+            server=action.server,
+            target=f"service action {action.pk}",
+            outcome=AuditEvent.Outcome.FAILED,
+            detail=str(exc),
         )
         raise
     work.finish(action, work.WorkStatus.DONE, output=outcome)
     audit.record(
-        f"daemon {action.verb}", user=action.created_by, server=action.server,
-        target=f"service action {action.pk}", detail=outcome,
+        f"daemon {action.verb}",
+        user=action.created_by,
+        server=action.server,
+        target=f"service action {action.pk}",
+        detail=outcome,
     )
 
 

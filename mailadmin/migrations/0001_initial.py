@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,79 +14,170 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='MailServer',
+            name="MailServer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(help_text='Short name, e.g. local or relay1.', max_length=40, unique=True)),
-                ('description', models.CharField(blank=True, max_length=200)),
-                ('embedded', models.BooleanField(default=False, help_text='Created by the console under var/; its base .mc is written by the console.')),
-                ('hostname', models.CharField(help_text='Fully qualified name the instance uses for itself ($j).', max_length=253)),
-                ('conf_dir', models.CharField(help_text='Directory holding sendmail.mc, sendmail.cf, access …', max_length=400)),
-                ('mc_path', models.CharField(max_length=400, verbose_name='sendmail.mc')),
-                ('cf_path', models.CharField(max_length=400, verbose_name='sendmail.cf')),
-                ('access_path', models.CharField(max_length=400, verbose_name='access map source')),
-                ('cert_dir', models.CharField(max_length=400, verbose_name='certificate directory')),
-                ('queue_dir', models.CharField(max_length=400, verbose_name='queue directory')),
-                ('pid_file', models.CharField(max_length=400, verbose_name='PidFile')),
-                ('log_file', models.CharField(blank=True, help_text="Where this instance's syslog lines land.", max_length=400)),
-                ('syslog_tag', models.CharField(default='sendmail', help_text='Syslog identifier (sendmail -L).', max_length=40)),
-                ('sendmail_bin', models.CharField(default='/usr/sbin/sendmail', max_length=400, verbose_name='sendmail binary')),
-                ('m4_bin', models.CharField(default='/usr/bin/m4', max_length=400, verbose_name='m4 binary')),
-                ('makemap_bin', models.CharField(default='/usr/sbin/makemap', max_length=400, verbose_name='makemap binary')),
-                ('cf_tree', models.CharField(default='/usr/share/sendmail/cf', max_length=400, verbose_name='cf macro tree')),
-                ('smtp_address', models.GenericIPAddressField(default='127.0.0.1', verbose_name='daemon address')),
-                ('smtp_port', models.PositiveIntegerField(default=25, verbose_name='daemon port')),
-                ('queue_interval', models.CharField(default='1h', help_text='Queue-run interval of the daemon (-q).', max_length=10)),
-                ('celery_queue', models.CharField(help_text="Celery queue the worker on this MTA's host listens on, e.g. mta.local.", max_length=60)),
-                ('created', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(help_text="Short name, e.g. local or relay1.", max_length=40, unique=True)),
+                ("description", models.CharField(blank=True, max_length=200)),
+                (
+                    "embedded",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Created by the console under var/; its base .mc is written by the console.",
+                    ),
+                ),
+                (
+                    "hostname",
+                    models.CharField(
+                        help_text="Fully qualified name the instance uses for itself ($j).", max_length=253
+                    ),
+                ),
+                (
+                    "conf_dir",
+                    models.CharField(help_text="Directory holding sendmail.mc, sendmail.cf, access …", max_length=400),
+                ),
+                ("mc_path", models.CharField(max_length=400, verbose_name="sendmail.mc")),
+                ("cf_path", models.CharField(max_length=400, verbose_name="sendmail.cf")),
+                ("access_path", models.CharField(max_length=400, verbose_name="access map source")),
+                ("cert_dir", models.CharField(max_length=400, verbose_name="certificate directory")),
+                ("queue_dir", models.CharField(max_length=400, verbose_name="queue directory")),
+                ("pid_file", models.CharField(max_length=400, verbose_name="PidFile")),
+                (
+                    "log_file",
+                    models.CharField(blank=True, help_text="Where this instance's syslog lines land.", max_length=400),
+                ),
+                (
+                    "syslog_tag",
+                    models.CharField(default="sendmail", help_text="Syslog identifier (sendmail -L).", max_length=40),
+                ),
+                (
+                    "sendmail_bin",
+                    models.CharField(default="/usr/sbin/sendmail", max_length=400, verbose_name="sendmail binary"),
+                ),
+                ("m4_bin", models.CharField(default="/usr/bin/m4", max_length=400, verbose_name="m4 binary")),
+                (
+                    "makemap_bin",
+                    models.CharField(default="/usr/sbin/makemap", max_length=400, verbose_name="makemap binary"),
+                ),
+                (
+                    "cf_tree",
+                    models.CharField(default="/usr/share/sendmail/cf", max_length=400, verbose_name="cf macro tree"),
+                ),
+                ("smtp_address", models.GenericIPAddressField(default="127.0.0.1", verbose_name="daemon address")),
+                ("smtp_port", models.PositiveIntegerField(default=25, verbose_name="daemon port")),
+                (
+                    "queue_interval",
+                    models.CharField(default="1h", help_text="Queue-run interval of the daemon (-q).", max_length=10),
+                ),
+                (
+                    "celery_queue",
+                    models.CharField(
+                        help_text="Celery queue the worker on this MTA's host listens on, e.g. mta.local.",
+                        max_length=60,
+                    ),
+                ),
+                ("created", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('username', models.CharField(blank=True, help_text='Kept when the user is deleted.', max_length=150)),
-                ('action', models.CharField(db_index=True, max_length=80)),
-                ('target', models.CharField(blank=True, max_length=300)),
-                ('argv', models.JSONField(blank=True, help_text='The command run, as its argument list.', null=True)),
-                ('exit_code', models.IntegerField(blank=True, null=True)),
-                ('outcome', models.CharField(choices=[('ok', 'ok'), ('failed', 'failed'), ('denied', 'denied'), ('queued', 'queued')], db_index=True, default='ok', max_length=10)),
-                ('detail', models.TextField(blank=True)),
-                ('remote_addr', models.GenericIPAddressField(blank=True, null=True)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('server', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='mailadmin.mailserver')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("username", models.CharField(blank=True, help_text="Kept when the user is deleted.", max_length=150)),
+                ("action", models.CharField(db_index=True, max_length=80)),
+                ("target", models.CharField(blank=True, max_length=300)),
+                ("argv", models.JSONField(blank=True, help_text="The command run, as its argument list.", null=True)),
+                ("exit_code", models.IntegerField(blank=True, null=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[("ok", "ok"), ("failed", "failed"), ("denied", "denied"), ("queued", "queued")],
+                        db_index=True,
+                        default="ok",
+                        max_length=10,
+                    ),
+                ),
+                ("detail", models.TextField(blank=True)),
+                ("remote_addr", models.GenericIPAddressField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "server",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to="mailadmin.mailserver"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created', '-id'],
+                "ordering": ["-created", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ServiceAction',
+            name="ServiceAction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'queued'), ('running', 'running'), ('done', 'done'), ('failed', 'failed')], db_index=True, default='queued', max_length=10)),
-                ('progress', models.PositiveSmallIntegerField(default=0, help_text='Percent done.')),
-                ('progress_note', models.CharField(blank=True, max_length=200)),
-                ('attempt', models.PositiveSmallIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('dispatched_at', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('worker_pid', models.IntegerField(blank=True, null=True)),
-                ('verb', models.CharField(choices=[('start', 'start'), ('stop', 'stop'), ('restart', 'restart'), ('reload', 'reload (SIGHUP)')], max_length=10)),
-                ('output', models.TextField(blank=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('server', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='service_actions', to='mailadmin.mailserver')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("queued", "queued"), ("running", "running"), ("done", "done"), ("failed", "failed")],
+                        db_index=True,
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("progress", models.PositiveSmallIntegerField(default=0, help_text="Percent done.")),
+                ("progress_note", models.CharField(blank=True, max_length=200)),
+                ("attempt", models.PositiveSmallIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("dispatched_at", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("worker_pid", models.IntegerField(blank=True, null=True)),
+                (
+                    "verb",
+                    models.CharField(
+                        choices=[
+                            ("start", "start"),
+                            ("stop", "stop"),
+                            ("restart", "restart"),
+                            ("reload", "reload (SIGHUP)"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("output", models.TextField(blank=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "server",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="service_actions",
+                        to="mailadmin.mailserver",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created', '-id'],
-                'abstract': False,
+                "ordering": ["-created", "-id"],
+                "abstract": False,
             },
         ),
     ]

@@ -55,9 +55,7 @@ def test_a_failing_m4_run_carries_exit_code_and_stderr(tmp_path):
 
 def test_m4_errors_fail_the_build_even_when_m4_exits_zero(tmp_path):
     mc = tmp_path / "rate.mc"
-    mc.write_text(
-        f"include(`{CF_TREE}/m4/cf.m4')\nOSTYPE(`debian')\nFEATURE(`ratecontrol')\nMAILER(`local')\n"
-    )
+    mc.write_text(f"include(`{CF_TREE}/m4/cf.m4')\nOSTYPE(`debian')\nFEATURE(`ratecontrol')\nMAILER(`local')\n")
     with pytest.raises(CommandFailed) as caught:
         gateway.run_m4("/usr/bin/m4", mc, tmp_path / "rate.cf", timeout=30)
     assert caught.value.returncode == 0

@@ -60,9 +60,15 @@ def test_no_submission_agent_listens_and_nothing_is_delivered_directly(mta_serve
 
 def test_the_base_mc_puts_the_build_stamp_after_ostype():
     mc = instance.render_embedded_mc(
-        instance.Layout(Path("/srv/x")), name="x", hostname="mx.example.org", address="127.0.0.1",
-        port=2600, cf_tree="/usr/share/sendmail/cf", queue_dir="/srv/x/spool/mqueue",
-        pid_file="/srv/x/run/sendmail.pid", access_path="/srv/x/etc/mail/access",
+        instance.Layout(Path("/srv/x")),
+        name="x",
+        hostname="mx.example.org",
+        address="127.0.0.1",
+        port=2600,
+        cf_tree="/usr/share/sendmail/cf",
+        queue_dir="/srv/x/spool/mqueue",
+        pid_file="/srv/x/run/sendmail.pid",
+        access_path="/srv/x/etc/mail/access",
     )
     assert mc.index("OSTYPE(`debian')") < mc.index("confCF_VERSION")
     assert "FEATURE(`no_default_msa')" in mc

@@ -44,8 +44,11 @@ def restart_with_daemon_frozen(server, user=None) -> tuple[ServiceAction, int]:
     os.kill(pid, signal.SIGSTOP)
     row = ServiceAction.objects.create(server=server, verb=ServiceAction.Verb.RESTART, created_by=user)
     assert work.publish(row)
-    wait_for(lambda: reload_row(row).status == WorkStatus.RUNNING and row.progress_note.startswith("waiting"),
-             30, "the restart to wait for the frozen daemon")
+    wait_for(
+        lambda: reload_row(row).status == WorkStatus.RUNNING and row.progress_note.startswith("waiting"),
+        30,
+        "the restart to wait for the frozen daemon",
+    )
     return row, pid
 
 
@@ -122,8 +125,9 @@ def test_redis_stopping_while_a_task_runs_leaves_a_finished_row(worker, redis_se
 
 
 @pytest.mark.faults
-def test_a_change_submitted_while_redis_is_down_runs_when_it_is_back(worker, redis_server, mta_server,
-                                                                      administrator, client):
+def test_a_change_submitted_while_redis_is_down_runs_when_it_is_back(
+    worker, redis_server, mta_server, administrator, client
+):
     redis_server.stop()
     client.force_login(administrator)
     response = client.post(f"/servers/{mta_server.name}/service/", {"verb": "restart"})
@@ -150,8 +154,11 @@ def test_a_row_is_claimed_once(mta_server):
 @pytest.mark.django_db
 def test_the_sweeper_gives_up_after_the_last_attempt(mta_server, settings):
     row = ServiceAction.objects.create(
-        server=mta_server, verb=ServiceAction.Verb.START, status=WorkStatus.RUNNING,
-        attempt=settings.WORK_MAX_ATTEMPTS, lease_until="2000-01-01T00:00:00Z",
+        server=mta_server,
+        verb=ServiceAction.Verb.START,
+        status=WorkStatus.RUNNING,
+        attempt=settings.WORK_MAX_ATTEMPTS,
+        lease_until="2000-01-01T00:00:00Z",
     )
     assert work.sweep()["gave_up"] == 1
     reload_row(row)

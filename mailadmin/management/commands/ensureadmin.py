@@ -30,7 +30,9 @@ class Command(BaseCommand):
         if os.environ.get("MAILADMIN_ADMIN_PASSWORD"):
             self.stdout.write(f"administrator account '{username}' created with MAILADMIN_ADMIN_PASSWORD")
         else:
-            self.stdout.write(self.style.WARNING(
-                f"\n  Administrator account created.\n    user:     {username}\n    password: {password}\n"
-                "  This password is shown once; write it down.\n"
-            ))
+            self.stdout.write(
+                self.style.WARNING(
+                    f"\n  Administrator account created.\n    user:     {username}\n    password: {password}\n"
+                    "  This password is shown once; write it down.\n"
+                )
+            )

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from mailadmin import daemon
-from mailadmin.gateway import MtaError, Mta
+from mailadmin.gateway import Mta, MtaError
 from mailadmin.models import MailServer
 
 

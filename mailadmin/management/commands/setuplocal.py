@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from mailadmin import instance
-from mailadmin.gateway import MtaError, Mta
+from mailadmin.gateway import Mta, MtaError
 from mailadmin.models import MailServer
 
 

@@ -1,0 +1,15 @@
+# Thin wrappers: the work is in scripts/, so CI and a newcomer run exactly the same thing.
+.PHONY: run test bench lint
+
+run:
+	scripts/run
+
+test:
+	scripts/test $(ARGS)
+
+bench:
+	scripts/bench
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .

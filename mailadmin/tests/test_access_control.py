@@ -1,0 +1,146 @@
+"""Generated over every URL the project has, so a new view without the right guard fails here.
+
+For each pattern: anonymous users are sent to the login page; a change (a POST-only view)
+refuses GET with 405, refuses a POST without a CSRF token with 403, and refuses a user below
+its role with 403 while changing nothing; read pages open for viewers and for nobody without
+a role.
+"""
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from mailadmin.models import AuditEvent, MailServer, ServiceAction
+from mailadmin.roles import Role
+
+PUBLIC = {"login"}
+SESSION = {"logout"}
+
+
+def walk(patterns, prefix=""):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            yield from walk(entry.url_patterns, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), entry
+
+
+ALL_PATTERNS = sorted(walk(get_resolver().url_patterns), key=lambda item: item[0])
+GUARDED = [(route, p) for route, p in ALL_PATTERNS if p.name not in PUBLIC | SESSION]
+
+
+def concrete(route: str, server: MailServer, action: ServiceAction) -> str:
+    path = "/" + route.replace("<slug:server>", server.name).replace("<int:pk>", str(action.pk))
+    assert "<" not in path, f"add the converter of {route} to this test"
+    return path
+
+
+@pytest.fixture
+def scene(db):
+    server = MailServer.objects.create(
+        name="remote",
+        hostname="mx.example.org",
+        conf_dir="/nonexistent/etc/mail",
+        mc_path="/nonexistent/etc/mail/sendmail.mc",
+        cf_path="/nonexistent/etc/mail/sendmail.cf",
+        access_path="/nonexistent/etc/mail/access",
+        cert_dir="/nonexistent/certs",
+        queue_dir="/nonexistent/mqueue",
+        pid_file="/nonexistent/sendmail.pid",
+        sendmail_bin="/nonexistent/sendmail",
+        smtp_port=9,
+        celery_queue="mta.remote",
+    )
+    action = ServiceAction.objects.create(server=server, verb=ServiceAction.Verb.START)
+    return server, action
+
+
+def snapshot():
+    return (
+        list(MailServer.objects.values()),
+        list(ServiceAction.objects.values()),
+        list(User.objects.values("id", "username", "password", "is_active")),
+        AuditEvent.objects.exclude(outcome=AuditEvent.Outcome.DENIED).count(),
+    )
+
+
+def required_role(pattern) -> Role:
+    role = getattr(pattern.callback, "required_role", None)
+    assert role is not None, f"{pattern.name} has no require_role guard"
+    return role
+
+
+def is_change(pattern, client, path) -> bool:
+    return client.get(path).status_code == 405
+
+
+def test_every_view_declares_its_role():
+    assert GUARDED, "no URL patterns found"
+    for _, pattern in GUARDED:
+        required_role(pattern)
+
+
+@pytest.mark.parametrize("route,pattern", ALL_PATTERNS, ids=[r for r, _ in ALL_PATTERNS])
+def test_anonymous_users_are_sent_to_login(route, pattern, scene, client):
+    path = concrete(route, *scene)
+    if pattern.name in PUBLIC:
+        return
+    before = snapshot()
+    for method in (client.get, client.post):
+        response = method(path)
+        if pattern.name in SESSION and method == client.get:
+            assert response.status_code in (302, 405)
+            continue
+        assert response.status_code == 302, (method, path)
+        assert response["Location"].startswith("/login/")
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("route,pattern", GUARDED, ids=[r for r, _ in GUARDED])
+def test_roles_methods_and_csrf(route, pattern, scene, viewer, operator, administrator):
+    path = concrete(route, *scene)
+    role = required_role(pattern)
+    users = {Role.VIEWER: viewer, Role.OPERATOR: operator, Role.ADMINISTRATOR: administrator}
+    nobody = User.objects.create_user("nobody", password="correct horse battery")
+    client = Client()
+    client.force_login(administrator)
+    change = is_change(pattern, client, path)
+
+    if change:
+        for below in [r for r in Role if r < role]:
+            client.force_login(users[below])
+            before = snapshot()
+            assert client.post(path, {"verb": "stop"}).status_code == 403, (below, path)
+            assert snapshot() == before
+        strict = Client(enforce_csrf_checks=True)
+        strict.force_login(users[role])
+        before = snapshot()
+        assert strict.post(path, {"verb": "stop"}).status_code == 403
+        assert snapshot() == before
+        client.force_login(users[role])
+        before = snapshot()
+        assert client.get(path).status_code == 405
+        assert client.head(path).status_code == 405
+        assert snapshot() == before
+    else:
+        client.force_login(users[role])
+        assert client.get(path).status_code == 200, path
+        for below in [r for r in Role if r < role]:
+            client.force_login(users[below])
+            assert client.get(path).status_code == 403
+        client.force_login(nobody)
+        assert client.get(path).status_code == 403
+        client.force_login(administrator)
+        before = snapshot()
+        assert client.post(path).status_code == 405, f"{path} must not accept POST"
+        assert snapshot() == before
+
+
+def test_a_refusal_is_audited(scene, viewer, client):
+    server, _ = scene
+    client.force_login(viewer)
+    client.post(f"/servers/{server.name}/service/", {"verb": "stop"})
+    event = AuditEvent.objects.get(outcome=AuditEvent.Outcome.DENIED)
+    assert event.username == viewer.username
+    assert "administrator" in event.detail

@@ -1,0 +1,97 @@
+"""Static guarantees over the source tree: one module runs programs, no shell, no unescaped output."""
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCT_PACKAGES = ["mailadmin", "tlsconfig", "mailqueue"]
+GATEWAY = ROOT / "mailadmin" / "gateway.py"
+PROCESS_MODULES = {"subprocess", "pty", "asyncio.subprocess"}
+PROCESS_CALLS = {
+    "system",
+    "popen",
+    "execv",
+    "execve",
+    "execvp",
+    "execvpe",
+    "execl",
+    "execle",
+    "execlp",
+    "execlpe",
+    "spawnv",
+    "spawnve",
+    "spawnvp",
+    "spawnvpe",
+    "spawnl",
+    "spawnle",
+    "posix_spawn",
+    "posix_spawnp",
+    "fork",
+    "forkpty",
+}
+
+
+def product_modules():
+    for package in PRODUCT_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "tests" not in path.relative_to(ROOT).parts:
+                yield path
+
+
+def test_the_scan_sees_the_whole_product():
+    names = {p.relative_to(ROOT).as_posix() for p in product_modules()}
+    assert {"mailadmin/gateway.py", "mailadmin/views.py", "mailadmin/work.py"} <= names
+
+
+def test_only_the_gateway_starts_processes():
+    offenders = []
+    for path in product_modules():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported = {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported = {node.module or ""} | {f"{node.module}.{a.name}" for a in node.names}
+                if node.module == "os":
+                    imported |= {f"os.{a.name}" for a in node.names if a.name in PROCESS_CALLS}
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os":
+                imported = {f"os.{node.attr}"} if node.attr in PROCESS_CALLS else set()
+            else:
+                continue
+            bad = {
+                m
+                for m in imported
+                if m in PROCESS_MODULES
+                or m.split(".")[0] in PROCESS_MODULES
+                or (m.startswith("os.") and m[3:] in PROCESS_CALLS)
+            }
+            if bad and path != GATEWAY:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {sorted(bad)}")
+    assert offenders == []
+
+
+def test_nothing_runs_through_a_shell():
+    offenders = []
+    for path in [*product_modules(), ROOT / "conftest.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.keyword) and node.arg == "shell":
+                offenders.append(f"{path.relative_to(ROOT)}:{node.value.lineno}")
+    assert offenders == []
+
+
+def test_no_template_or_view_switches_escaping_off():
+    offenders = []
+    for path in ROOT.glob("templates/**/*.html"):
+        text = path.read_text()
+        if re.search(r"\|\s*safe\b|{%\s*autoescape\s+off", text):
+            offenders.append(str(path.relative_to(ROOT)))
+    for path in product_modules():
+        if re.search(r"\bmark_safe\b|\bSafeString\b|Template\(|from_string\(", path.read_text()):
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
+def test_no_task_is_delayed_past_the_visibility_timeout():
+    for path in product_modules():
+        assert not re.search(r"\b(countdown|eta)\s*=", path.read_text()), path
