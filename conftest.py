@@ -184,11 +184,14 @@ def test_run_dir():
 def mta_instance(django_db_setup, django_db_blocker):
     """A real sendmail daemon for the whole session: returns the MailServer field values."""
     from django.conf import settings
+    from django.db import connection
 
     from mailadmin import daemon, instance
     from mailadmin.gateway import Mta
     from mailadmin.models import MailServer
 
+    test_db = settings.DATABASES["default"]["TEST"]["NAME"]
+    assert connection.settings_dict["NAME"] == test_db, "the test database is not set up; refusing to use the dev one"
     name = "t" + secrets.token_hex(3)
     root = Path(settings.MAILADMIN_INSTANCES_DIR) / name
     fields = instance.embedded_defaults(name, root, free_port())
@@ -197,6 +200,8 @@ def mta_instance(django_db_setup, django_db_blocker):
         server = MailServer.objects.create(name=name, **fields)
         instance.prepare(server, Mta(server))
         daemon.start(server, Mta(server))
+        # Tests that do not ask for the instance see an empty server table; mta_server puts the row back.
+        server.delete()
     yield {"name": name, **fields}
     with django_db_blocker.unblock():
         server = MailServer(name=name, **fields)
@@ -209,9 +214,12 @@ def mta_instance(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def mta_server(request, mta_instance):
-    """The session's instance as a MailServer row, with its daemon answering."""
-    request.getfixturevalue("transactional_db" if "transactional_db" in request.fixturenames else "db")
+def mta_server(db, mta_instance):
+    """The session's instance as a MailServer row, with its daemon answering.
+
+    Asking for `db` here (not lazily) is what makes pytest-django create the test database
+    for tests that only use this fixture; without it they would write to the dev database.
+    """
     from mailadmin import daemon
     from mailadmin.gateway import Mta
     from mailadmin.models import MailServer
@@ -267,7 +275,8 @@ def make_user(username: str, role: str | None):
 
     user = User.objects.create_user(username=username, password="correct horse battery")
     if role:
-        user.groups.add(Group.objects.get(name=role))
+        # get_or_create: a transactional test before this one flushed the migration's groups.
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user
 
 

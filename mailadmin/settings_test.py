@@ -7,4 +7,7 @@ from mailadmin.settings import STORAGES, VAR_DIR
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 # Hashing strength is not under test; a fast hasher keeps per-test logins cheap.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# No collectstatic in tests: whitenoise serves from the finders instead of STATIC_ROOT.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
 MAILADMIN_INSTANCES_DIR = VAR_DIR / "test-instances"

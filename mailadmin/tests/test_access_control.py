@@ -16,6 +16,7 @@ from mailadmin.roles import Role
 
 PUBLIC = {"login"}
 SESSION = {"logout"}
+REDIRECTS = {"home"}  # read views that only send the user on to another page
 
 
 def walk(patterns, prefix=""):
@@ -125,7 +126,7 @@ def test_roles_methods_and_csrf(route, pattern, scene, viewer, operator, adminis
         assert snapshot() == before
     else:
         client.force_login(users[role])
-        assert client.get(path).status_code == 200, path
+        assert client.get(path).status_code == (302 if pattern.name in REDIRECTS else 200), path
         for below in [r for r in Role if r < role]:
             client.force_login(users[below])
             assert client.get(path).status_code == 403
