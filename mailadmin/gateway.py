@@ -308,4 +308,5 @@ class Mta:
 
     def version_report(self) -> CommandResult:
         """`sendmail -d0.1 -bt`: the binary's version and compile options (read-only, not audited)."""
-        return run(self.sendmail_argv("-d0.1", "-bt"), timeout=self.timeout, stdin=b"")
+        # Short timeout: a page waits for this, and the answer is a few lines printed at once.
+        return run(self.sendmail_argv("-d0.1", "-bt"), timeout=10, stdin=b"")

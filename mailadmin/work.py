@@ -118,6 +118,7 @@ def finish(item: WorkItem, status: str, error: str = "", **fields) -> None:
         status=status,
         error=error,
         progress=100 if status == WorkStatus.DONE else item.progress,
+        progress_note="" if status == WorkStatus.DONE else item.progress_note,
         finished_at=timezone.now(),
         lease_until=None,
         **fields,
