@@ -17,6 +17,8 @@ from mailadmin.gateway import Mta
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
+# How long a start may go without any live sendmail process before it counts as failed.
+DEAD_GRACE = 3.0
 
 
 class DaemonError(Exception):
@@ -99,15 +101,24 @@ def status(server, timeout: float = 3.0) -> DaemonStatus:
 
 
 def wait_until_answering(server, timeout: float = START_TIMEOUT, not_pid: int | None = None) -> DaemonStatus:
-    deadline = time.monotonic() + timeout
+    """Wait for a live daemon (other than not_pid) that greets with 220.
+
+    A daemon that dies while starting (a cf that passes `-bt` but names a missing queue
+    directory, say) leaves no process behind: that is reported after DEAD_GRACE seconds
+    instead of waiting out the whole timeout.
+    """
+    started = time.monotonic()
     while True:
         current = status(server, timeout=2.0)
         if current.answering and current.process_alive and current.pid != not_pid:
             return current
-        if time.monotonic() > deadline:
+        elapsed = time.monotonic() - started
+        gone = not current.process_alive and not current.answering
+        if elapsed > timeout or (gone and elapsed > DEAD_GRACE):
+            why = "exited" if gone else f"did not answer within {timeout:g} s"
             raise DaemonError(
-                f"the daemon did not answer on {server.smtp_address}:{server.smtp_port} "
-                f"within {timeout:g} s ({current.summary})"
+                f"the daemon on {server.smtp_address}:{server.smtp_port} {why} ({current.summary}); "
+                f"its reason is in its log ({server.log_file or 'syslog'})"
             )
         time.sleep(0.1)
 

@@ -35,6 +35,10 @@ class MailServer(models.Model):
     celery_queue = models.CharField(
         max_length=60, help_text="Celery queue the worker on this MTA's host listens on, e.g. mta.local."
     )
+    mc_template = models.TextField(
+        blank=True,
+        help_text="The imported .mc: lines the catalog does not model are re-emitted from here verbatim.",
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -89,6 +93,110 @@ class ServiceAction(WorkItem):
 
     def __str__(self) -> str:
         return f"{self.verb} {self.server} ({self.status})"
+
+    def celery_queue(self) -> str:
+        return self.server.celery_queue
+
+
+class ConfigValue(models.Model):
+    """One cf option set on a server, by its cf name in the catalog; the value is already validated."""
+
+    server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="config_values")
+    name = models.CharField(max_length=80)
+    value = models.CharField(max_length=1000)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["server", "name"], name="one_value_per_option")]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+
+class FeatureSetting(models.Model):
+    """A FEATURE() declared on a server, with its arguments (validated against the catalog)."""
+
+    server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="features")
+    name = models.CharField(max_length=80)
+    args = models.JSONField(default=list, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["server", "name"], name="one_setting_per_feature")]
+
+    def __str__(self) -> str:
+        return f"FEATURE({self.name})"
+
+
+class AccessEntry(models.Model):
+    """A row of the access map: `Tag:key<TAB>value` (ClientRate:, ClientConn:, GreetPause:, Connect: …)."""
+
+    class Tag(models.TextChoices):
+        CLIENT_RATE = "ClientRate", "ClientRate (connections per window)"
+        CLIENT_CONN = "ClientConn", "ClientConn (simultaneous connections)"
+        GREET_PAUSE = "GreetPause", "GreetPause (milliseconds)"
+        CONNECT = "Connect", "Connect"
+        FROM = "From", "From"
+        TO = "To", "To"
+        TLS_CLT = "TLS_Clt", "TLS_Clt (as server, about clients)"
+        TLS_SRV = "TLS_Srv", "TLS_Srv (as client, about servers)"
+        TRY_TLS = "Try_TLS", "Try_TLS"
+
+    server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="access_entries")
+    tag = models.CharField(max_length=20, choices=Tag.choices)
+    key = models.CharField(max_length=255, blank=True, help_text="Address, network or domain; empty = default.")
+    value = models.CharField(max_length=255)
+    comment = models.CharField(max_length=200, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tag", "key"]
+        constraints = [models.UniqueConstraint(fields=["server", "tag", "key"], name="one_access_row_per_key")]
+
+    def __str__(self) -> str:
+        return f"{self.tag}:{self.key}\t{self.value}"
+
+
+class ConfigBuild(WorkItem):
+    """One cf build: the rendered .mc, what m4 and sendmail made of it, and the diff to the live cf."""
+
+    task_name = "mailadmin.tasks.run_config_build"
+
+    server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="builds")
+    mc_text = models.TextField()
+    access_text = models.TextField(blank=True)
+    expected_options = models.JSONField(default=dict, blank=True, help_text="cf name → value the cf must show.")
+    cf_text = models.TextField(blank=True)
+    cf_sha256 = models.CharField(max_length=64, blank=True)
+    diff = models.TextField(blank=True)
+    log = models.TextField(blank=True, help_text="What m4 and sendmail printed.")
+    installed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"build {self.build_id} of {self.server} ({self.status})"
+
+    @property
+    def build_id(self) -> str:
+        return f"mailadmin-b{self.pk}"
+
+    def celery_queue(self) -> str:
+        return self.server.celery_queue
+
+
+class InstallJob(WorkItem):
+    """Installing a finished build (or reinstalling an earlier one: a rollback) and reloading the daemon."""
+
+    task_name = "mailadmin.tasks.run_install"
+
+    server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="installs")
+    build = models.ForeignKey(ConfigBuild, on_delete=models.PROTECT, related_name="installs")
+    rollback = models.BooleanField(default=False)
+    output = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"install of {self.build.build_id} on {self.server} ({self.status})"
 
     def celery_queue(self) -> str:
         return self.server.celery_queue

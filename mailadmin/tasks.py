@@ -2,9 +2,9 @@
 
 from celery import shared_task
 
-from mailadmin import audit, daemon, work
+from mailadmin import audit, cfbuild, daemon, work
 from mailadmin.gateway import Mta
-from mailadmin.models import AuditEvent, ServiceAction
+from mailadmin.models import AuditEvent, ConfigBuild, InstallJob, ServiceAction
 
 
 def perform_service_action(action: ServiceAction) -> None:
@@ -43,3 +43,36 @@ def run_service_action(pk: int) -> str:
 @shared_task(name="mailadmin.tasks.sweep_work")
 def sweep_work() -> dict:
     return work.sweep()
+
+
+def perform_config_build(row: ConfigBuild) -> None:
+    cfbuild.build(row, Mta(row.server, user=row.created_by), lambda pct, note: work.report_progress(row, pct, note))
+
+
+def perform_install(job: InstallJob) -> None:
+    mta = Mta(job.server, user=job.created_by)
+    verb = "rollback" if job.rollback else "install"
+    try:
+        outcome = cfbuild.install(job, mta, lambda pct, note: work.report_progress(job, pct, note))
+    except Exception as exc:
+        audit.record(
+            f"cf {verb}",
+            user=job.created_by,
+            server=job.server,
+            target=job.build.build_id,
+            outcome=AuditEvent.Outcome.FAILED,
+            detail=str(exc),
+        )
+        raise
+    work.finish(job, work.WorkStatus.DONE, output=outcome)
+    audit.record(f"cf {verb}", user=job.created_by, server=job.server, target=job.build.build_id, detail=outcome)
+
+
+@shared_task(name="mailadmin.tasks.run_config_build")
+def run_config_build(pk: int) -> str:
+    return work.execute(ConfigBuild, pk, perform_config_build)
+
+
+@shared_task(name="mailadmin.tasks.run_install")
+def run_install(pk: int) -> str:
+    return work.execute(InstallJob, pk, perform_install)

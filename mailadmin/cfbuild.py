@@ -1,0 +1,210 @@
+"""Build, install and roll back a server's sendmail.cf.
+
+build:   the rendered .mc → m4 → `sendmail -C staged.cf -bt` → every managed value must appear
+         verbatim in its `O Name=value` line → diff against the live cf. Nothing live is touched.
+install: keep the live cf as sendmail.cf.prev, put the new one in place (temp file, fsync,
+         rename), rebuild the access db the same way, SIGHUP the daemon and wait until its
+         greeting names the new build. If it does not come back with it, the previous cf and
+         access db go back and the daemon is restarted on them.
+A rollback is an install of an earlier build.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fcntl
+import hashlib
+import os
+import signal
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.utils import timezone
+
+from mailadmin import daemon
+from mailadmin.gateway import CommandFailed, Mta
+from mailadmin.instance import check_cf_values
+from mailadmin.models import ConfigBuild, InstallJob, MailServer
+
+Progress = Callable[[int, str], None]
+RELOAD_TIMEOUT = 20.0
+
+
+class BuildFailed(Exception):
+    pass
+
+
+class InstallFailed(Exception):
+    pass
+
+
+def staging_dir(server: MailServer) -> Path:
+    """Private scratch space next to the live files, so the final rename never crosses a file system."""
+    path = Path(server.conf_dir) / ".mailadmin"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_atomically(target: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a sibling temp file, fsync it, rename it over the target, fsync the directory."""
+    temp = target.with_name(f".{target.name}.mailadmin-tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def unified_diff(old: str, new: str, old_name: str, new_name: str) -> str:
+    return "".join(
+        difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), old_name, new_name, n=2)
+    )
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def build(row: ConfigBuild, mta: Mta, progress: Progress) -> None:
+    server = row.server
+    stage = staging_dir(server)
+    staged_mc, staged_cf = stage / f"{row.build_id}.mc", stage / f"{row.build_id}.cf"
+    log: list[str] = []
+    try:
+        staged_mc.write_text(row.mc_text)
+        progress(20, "running m4")
+        try:
+            result = mta.m4(staged_mc, staged_cf)
+            log.append(f"$ {result.command_line}\n{result.stderr_text}")
+            progress(50, "sendmail is checking the staged cf")
+            checked = mta.check_cf(staged_cf)
+            log.append(f"$ {checked.command_line}\n{checked.stdout_text}{checked.stderr_text}")
+        except CommandFailed as exc:
+            log.append(f"$ {exc.result.command_line}\n{exc.output}")
+            raise BuildFailed(str(exc)) from exc
+        cf_text = staged_cf.read_text(errors="replace")
+        progress(75, "checking every value made it through m4 unchanged")
+        missing = check_cf_values(cf_text, row.expected_options)
+        stamp_lines = [line for line in cf_text.splitlines() if line.startswith("DZ")]
+        if not any(line.endswith(f"/{row.build_id}") for line in stamp_lines):
+            missing.append(f"DZ…/{row.build_id}")
+        if missing:
+            raise BuildFailed("m4 changed these values, so the build is refused: " + ", ".join(missing))
+        diff = unified_diff(read_text(Path(server.cf_path)), cf_text, "installed sendmail.cf", f"{row.build_id}.cf")
+        row.cf_text, row.cf_sha256, row.diff = cf_text, sha256(cf_text.encode()), diff
+        ConfigBuild.objects.filter(pk=row.pk).update(
+            cf_text=cf_text, cf_sha256=row.cf_sha256, diff=diff, log="\n".join(log)
+        )
+    finally:
+        ConfigBuild.objects.filter(pk=row.pk).update(log="\n".join(log))
+        staged_mc.unlink(missing_ok=True)
+        staged_cf.unlink(missing_ok=True)
+
+
+@contextmanager
+def install_lock(server: MailServer):
+    """One install at a time per server, across workers and processes."""
+    with open(staging_dir(server) / "install.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def install_access_map(server: MailServer, mta: Mta, source_text: str) -> None:
+    """Compile into a side file with makemap, then rename both source and db into place."""
+    live_source = Path(server.access_path)
+    stage = staging_dir(server)
+    staged_source = stage / "access"
+    staged_source.write_text(source_text)
+    mta.makemap("hash", staged_source)
+    write_atomically(live_source, source_text.encode())
+    staged_db = stage / "access.db"
+    os.chmod(staged_db, 0o640)
+    os.replace(staged_db, live_source.with_name(live_source.name + ".db"))
+    staged_source.unlink(missing_ok=True)
+
+
+def greeting_names_build(status: daemon.DaemonStatus, build_id: str) -> bool:
+    return status.answering and f"/{build_id};" in status.banner.splitlines()[0]
+
+
+def reload_and_confirm(server: MailServer, mta: Mta, build_id: str) -> str:
+    pid = daemon.live_pid(server)
+    if pid is None:
+        return "the daemon is not running; it will use this cf when it starts"
+    mta.signal_daemon(pid, signal.SIGHUP)
+    up = daemon.wait_until_answering(server, timeout=RELOAD_TIMEOUT, not_pid=pid)
+    if not greeting_names_build(up, build_id):
+        raise daemon.DaemonError(f"the daemon answers without build {build_id}: {up.banner.splitlines()[0]}")
+    return f"daemon reloaded (pid {pid} → {up.pid}) and answers with {build_id}"
+
+
+def restore_previous(server: MailServer, mta: Mta, previous_cf: bytes | None, previous_access: str | None) -> str:
+    if previous_cf is not None:
+        write_atomically(Path(server.cf_path), previous_cf)
+    if previous_access is not None:
+        install_access_map(server, mta, previous_access)
+    pid = daemon.live_pid(server)
+    if pid is not None:
+        daemon.stop(server, mta)
+    return daemon.start(server, mta)
+
+
+def install(job: InstallJob, mta: Mta, progress: Progress) -> str:
+    server, row = job.server, job.build
+    live_cf = Path(server.cf_path)
+    with install_lock(server):
+        new_cf = row.cf_text.encode()
+        current = live_cf.read_bytes() if live_cf.exists() else None
+        if current is not None and sha256(current) == row.cf_sha256:
+            # A rerun after a worker died mid-install: the cf is in place; make sure the daemon runs it.
+            status = daemon.status(server)
+            if greeting_names_build(status, row.build_id) or not status.process_alive:
+                return mark_installed(row, f"{row.build_id} is already the live cf")
+        previous_access = read_text(Path(server.access_path)) if Path(server.access_path).exists() else None
+        if current is not None:
+            progress(15, "keeping the previous cf as sendmail.cf.prev")
+            write_atomically(live_cf.with_name(live_cf.name + ".prev"), current)
+        progress(30, "installing the new cf")
+        write_atomically(live_cf, new_cf)
+        progress(45, "rebuilding the access map")
+        install_access_map(server, mta, row.access_text)
+        progress(60, "reloading the daemon and waiting for its greeting")
+        try:
+            outcome = reload_and_confirm(server, mta, row.build_id)
+        except (daemon.DaemonError, CommandFailed) as exc:
+            progress(80, "the new cf failed; putting the previous one back")
+            restored = restore_previous(server, mta, current, previous_access)
+            raise InstallFailed(f"{exc}. The previous cf and access map were put back: {restored}") from exc
+    return mark_installed(row, outcome)
+
+
+def mark_installed(row: ConfigBuild, outcome: str) -> str:
+    ConfigBuild.objects.filter(pk=row.pk).update(installed_at=timezone.now())
+    return outcome
+
+
+def live_build(server: MailServer) -> ConfigBuild | None:
+    """The build whose cf is on disk now (by content, not by what we last did)."""
+    try:
+        digest = sha256(Path(server.cf_path).read_bytes())
+    except OSError:
+        return None
+    return server.builds.filter(cf_sha256=digest).order_by("-pk").first()
