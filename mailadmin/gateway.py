@@ -287,6 +287,13 @@ class Mta:
         argv = [self.server.makemap_bin, "-C", self.server.cf_path, map_type, str(source)]
         return self._audited("makemap", lambda: run(argv, timeout=self.timeout, stdin=source), argv)
 
+    def map_lookup(self, map_name: str, key: str) -> CommandResult:
+        """`/map NAME KEY` in sendmail's address test mode: what the compiled map really returns."""
+        for part in (map_name, key):
+            if not part or any(ch.isspace() or not ch.isprintable() for ch in part):
+                raise ValueError("a map name or key with spaces or control characters cannot be looked up")
+        return self.sendmail("-bt", action="map lookup", stdin=f"/map {map_name} {key}\n".encode())
+
     def newaliases(self) -> CommandResult:
         return self.sendmail("-bi", action="newaliases")
 
