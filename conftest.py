@@ -180,9 +180,12 @@ def test_run_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def mta_instance(django_db_setup, django_db_blocker):
-    """A real sendmail daemon for the whole session: returns the MailServer field values."""
+def start_instance() -> dict:
+    """Create, build and start a throw-away embedded instance; returns its MailServer field values.
+
+    The row itself is deleted again, so tests that do not ask for an instance see an empty
+    server table; `instance_row` puts it back for those that do. Needs the test database.
+    """
     from django.conf import settings
     from django.db import connection
 
@@ -196,21 +199,49 @@ def mta_instance(django_db_setup, django_db_blocker):
     root = Path(settings.MAILADMIN_INSTANCES_DIR) / name
     fields = instance.embedded_defaults(name, root, free_port())
     fields["log_file"] = str(root / "syslog")
-    with django_db_blocker.unblock():
-        server = MailServer.objects.create(name=name, **fields)
-        instance.prepare(server, Mta(server))
+    server = MailServer.objects.create(name=name, **fields)
+    instance.prepare(server, Mta(server))
+    daemon.start(server, Mta(server))
+    server.delete()
+    return {"name": name, **fields}
+
+
+def stop_instance(fields: dict) -> None:
+    from mailadmin import daemon
+    from mailadmin.models import MailServer
+
+    pid = daemon.live_pid(MailServer(**fields))
+    if pid:
+        os.kill(pid, signal.SIGCONT)
+        os.kill(pid, signal.SIGTERM)
+        daemon.wait_until_gone(pid)
+    shutil.rmtree(Path(fields["conf_dir"]).parent.parent, ignore_errors=True)
+
+
+def instance_row(fields: dict):
+    """The instance as a MailServer row again, with its daemon answering."""
+    from mailadmin import daemon
+    from mailadmin.gateway import Mta
+    from mailadmin.models import MailServer
+
+    values = dict(fields)
+    server, _ = MailServer.objects.update_or_create(name=values.pop("name"), defaults=values)
+    pid = daemon.live_pid(server)
+    if pid:
+        os.kill(pid, signal.SIGCONT)
+    if not daemon.status(server).answering:
         daemon.start(server, Mta(server))
-        # Tests that do not ask for the instance see an empty server table; mta_server puts the row back.
-        server.delete()
-    yield {"name": name, **fields}
+    return server
+
+
+@pytest.fixture(scope="session")
+def mta_instance(django_db_setup, django_db_blocker):
+    """A real sendmail daemon shared by the whole session."""
     with django_db_blocker.unblock():
-        server = MailServer(name=name, **fields)
-        pid = daemon.live_pid(server)
-        if pid:
-            os.kill(pid, signal.SIGCONT)
-            os.kill(pid, signal.SIGTERM)
-            daemon.wait_until_gone(pid)
-    shutil.rmtree(root, ignore_errors=True)
+        fields = start_instance()
+    yield fields
+    with django_db_blocker.unblock():
+        stop_instance(fields)
 
 
 @pytest.fixture
@@ -220,18 +251,7 @@ def mta_server(db, mta_instance):
     Asking for `db` here (not lazily) is what makes pytest-django create the test database
     for tests that only use this fixture; without it they would write to the dev database.
     """
-    from mailadmin import daemon
-    from mailadmin.gateway import Mta
-    from mailadmin.models import MailServer
-
-    fields = dict(mta_instance)
-    server, _ = MailServer.objects.update_or_create(name=fields.pop("name"), defaults=fields)
-    pid = daemon.live_pid(server)
-    if pid:
-        os.kill(pid, signal.SIGCONT)
-    if not daemon.status(server).answering:
-        daemon.start(server, Mta(server))
-    return server
+    return instance_row(mta_instance)
 
 
 @pytest.fixture(scope="session")
