@@ -254,6 +254,24 @@ def mta_server(db, mta_instance):
     return instance_row(mta_instance)
 
 
+@pytest.fixture
+def instance_files(mta_server):
+    """The shared instance, left as we found it: cf, access map, and a daemon running on them."""
+    from mailadmin import cfbuild, daemon
+    from mailadmin.gateway import Mta
+
+    paths = [Path(mta_server.cf_path), Path(mta_server.access_path), Path(mta_server.access_path + ".db")]
+    saved = {p: p.read_bytes() for p in paths}
+    yield mta_server
+    for path, data in saved.items():
+        cfbuild.write_atomically(path, data, mode=0o640 if path.suffix == ".db" else 0o644)
+    for leftover in cfbuild.previous_paths(mta_server):
+        leftover.unlink(missing_ok=True)
+    mta = Mta(mta_server)
+    daemon.stop(mta_server, mta)
+    daemon.start(mta_server, mta)
+
+
 @pytest.fixture(scope="session")
 def redis_server(test_run_dir):
     from mailadmin.celery import app

@@ -156,34 +156,45 @@ def reload_and_confirm(server: MailServer, mta: Mta, build_id: str) -> str:
     return f"daemon reloaded (pid {pid} → {up.pid}) and answers with {build_id}"
 
 
-def restore_previous(server: MailServer, mta: Mta, previous_cf: bytes | None, previous_access: str | None) -> str:
-    if previous_cf is not None:
-        write_atomically(Path(server.cf_path), previous_cf)
-    if previous_access is not None:
-        install_access_map(server, mta, previous_access)
-    pid = daemon.live_pid(server)
-    if pid is not None:
+def previous_paths(server: MailServer) -> tuple[Path, Path]:
+    """Where the cf and access source that were live before the current install are kept."""
+    return Path(server.cf_path + ".prev"), Path(server.access_path + ".prev")
+
+
+def restore_previous(server: MailServer, mta: Mta) -> str:
+    prev_cf, prev_access = previous_paths(server)
+    if prev_cf.exists():
+        write_atomically(Path(server.cf_path), prev_cf.read_bytes())
+    if prev_access.exists():
+        install_access_map(server, mta, prev_access.read_text())
+    if daemon.live_pid(server) is not None:
         daemon.stop(server, mta)
     return daemon.start(server, mta)
 
 
 def install(job: InstallJob, mta: Mta, progress: Progress) -> str:
+    """Install job.build; safe to run again after a worker died at any step.
+
+    The previous cf and access source are written to *.prev files before anything live
+    changes, so a rerun (or the automatic rollback) finds them on disk, not in memory.
+    A rerun that finds the build's cf already live does not touch the .prev files again.
+    """
     server, row = job.server, job.build
-    live_cf = Path(server.cf_path)
+    live_cf, live_access = Path(server.cf_path), Path(server.access_path)
+    prev_cf, prev_access = previous_paths(server)
     with install_lock(server):
-        new_cf = row.cf_text.encode()
         current = live_cf.read_bytes() if live_cf.exists() else None
-        if current is not None and sha256(current) == row.cf_sha256:
-            # A rerun after a worker died mid-install: the cf is in place; make sure the daemon runs it.
-            status = daemon.status(server)
-            if greeting_names_build(status, row.build_id) or not status.process_alive:
-                return mark_installed(row, f"{row.build_id} is already the live cf")
-        previous_access = read_text(Path(server.access_path)) if Path(server.access_path).exists() else None
-        if current is not None:
-            progress(15, "keeping the previous cf as sendmail.cf.prev")
-            write_atomically(live_cf.with_name(live_cf.name + ".prev"), current)
-        progress(30, "installing the new cf")
-        write_atomically(live_cf, new_cf)
+        already_live = current is not None and sha256(current) == row.cf_sha256
+        if already_live and greeting_names_build(daemon.status(server), row.build_id):
+            return mark_installed(row, f"{row.build_id} is already the live cf and the daemon greets with it")
+        if not already_live:
+            progress(15, "keeping the previous cf and access map (*.prev)")
+            if current is not None:
+                write_atomically(prev_cf, current)
+            if live_access.exists():
+                write_atomically(prev_access, live_access.read_bytes())
+            progress(30, "installing the new cf")
+            write_atomically(live_cf, row.cf_text.encode())
         progress(45, "rebuilding the access map")
         install_access_map(server, mta, row.access_text)
         progress(60, "reloading the daemon and waiting for its greeting")
@@ -191,7 +202,7 @@ def install(job: InstallJob, mta: Mta, progress: Progress) -> str:
             outcome = reload_and_confirm(server, mta, row.build_id)
         except (daemon.DaemonError, CommandFailed) as exc:
             progress(80, "the new cf failed; putting the previous one back")
-            restored = restore_previous(server, mta, current, previous_access)
+            restored = restore_previous(server, mta)
             raise InstallFailed(f"{exc}. The previous cf and access map were put back: {restored}") from exc
     return mark_installed(row, outcome)
 

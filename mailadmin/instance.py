@@ -261,8 +261,15 @@ def build_base_cf(server, mta: Mta) -> str:
 
 
 def prepare(server, mta: Mta) -> None:
-    """Everything an embedded instance needs before its daemon can start; safe to repeat."""
+    """Everything an embedded instance needs before its daemon can start; safe to repeat.
+
+    Only what is missing is made: once the console has installed builds of its own, running
+    this again (every `make run`) must not put the base cf back.
+    """
     write_support_files(server)
-    build_base_cf(server, mta)
-    mta.makemap("hash", Path(server.access_path))
-    mta.newaliases()
+    if not Path(server.cf_path).exists():
+        build_base_cf(server, mta)
+    if not Path(server.access_path + ".db").exists():
+        mta.makemap("hash", Path(server.access_path))
+    if not (Path(server.conf_dir) / "aliases.db").exists():
+        mta.newaliases()

@@ -39,6 +39,10 @@ class MailServer(models.Model):
         blank=True,
         help_text="The imported .mc: lines the catalog does not model are re-emitted from here verbatim.",
     )
+    access_unmanaged = models.TextField(
+        blank=True,
+        help_text="Imported access map lines of tags the console does not manage, re-emitted verbatim.",
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

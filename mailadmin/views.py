@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -156,7 +157,11 @@ def service_action(request: HttpRequest, server: str) -> HttpResponse:
 
 
 def _service_action_context(action: ServiceAction) -> dict:
-    return {"action": action, "server": action.server}
+    return {
+        "action": action,
+        "server": action.server,
+        "progress_url": reverse("service_action_progress", args=[action.pk]),
+    }
 
 
 @require_role(Role.VIEWER)
@@ -171,7 +176,9 @@ def service_action_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def service_action_progress(request: HttpRequest, pk: int) -> HttpResponse:
     action = get_object_or_404(ServiceAction.objects.select_related("server", "created_by"), pk=pk)
     status = HTMX_STOP_POLLING if action.finished else 200
-    return render(request, "mailadmin/_service_progress.html", _service_action_context(action), status=status)
+    return render(
+        request, "mailadmin/_work_progress.html", {**_service_action_context(action), "item": action}, status=status
+    )
 
 
 @require_role(Role.VIEWER)

@@ -1,28 +1,19 @@
 """Build, install and rollback on the real sendmail instance of the test session."""
 
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
 
+from conftest import TEST_LEASE_SECONDS, wait_for
 from mailadmin import cfbuild, daemon, work
 from mailadmin.gateway import Mta
 from mailadmin.models import ConfigBuild, InstallJob
+from mailadmin.tests.test_work import wait_terminal
 from mailadmin.work import WorkStatus
-
-
-@pytest.fixture
-def instance_files(mta_server):
-    """Leave the shared instance as we found it: cf, access map, and a daemon running on them."""
-    paths = [Path(mta_server.cf_path), Path(mta_server.access_path), Path(mta_server.access_path + ".db")]
-    saved = {p: p.read_bytes() for p in paths}
-    yield mta_server
-    for path, data in saved.items():
-        cfbuild.write_atomically(path, data, mode=0o640 if path.suffix == ".db" else 0o644)
-    Path(mta_server.cf_path).with_name("sendmail.cf.prev").unlink(missing_ok=True)
-    mta = Mta(mta_server)
-    daemon.stop(mta_server, mta)
-    daemon.start(mta_server, mta)
 
 
 def stamped_mc(server, build_id: str, extra: str = "") -> str:
@@ -154,3 +145,32 @@ def test_a_rerun_of_a_finished_install_changes_nothing(instance_files):
     assert again.status == WorkStatus.DONE
     assert "already the live cf" in again.output
     assert daemon.live_pid(server) == pid  # no reload was needed
+
+
+@pytest.mark.faults
+def test_a_worker_killed_mid_install_leaves_one_whole_cf_and_the_rerun_finishes(worker, instance_files):
+    server = instance_files
+    old_cf = Path(server.cf_path).read_bytes()
+    row = run_build(new_build(server))
+    frozen = daemon.live_pid(server)
+    os.kill(frozen, signal.SIGSTOP)  # the SIGHUP stays pending, so the install waits in its reload step
+    job = InstallJob.objects.create(server=server, build=row)
+    assert work.publish(job)
+    wait_for(
+        lambda: InstallJob.objects.get(pk=job.pk).progress_note.startswith("reloading"),
+        30,
+        "the install to reach its reload step",
+    )
+
+    worker.kill_all()
+    assert Path(server.cf_path).read_bytes() in (old_cf, row.cf_text.encode())
+    os.kill(frozen, signal.SIGCONT)
+    worker.start()
+    time.sleep(TEST_LEASE_SECONDS)
+    wait_terminal(job, timeout=60, sweep_every=1.0)
+
+    assert job.status == WorkStatus.DONE, (job.error, worker.log()[-2000:])
+    assert job.attempt == 2
+    assert cfbuild.live_build(server) == row
+    assert f"/{row.build_id};" in daemon.status(server).banner
+    assert not [p.name for p in Path(server.conf_dir).iterdir() if "mailadmin-tmp" in p.name]

@@ -200,7 +200,7 @@ def test_configuration_tls_and_queue_pages_read_the_installed_files(remote, clie
     (tmp_path / "mqueue" / "hf6AOIGq4n000001").write_text("V8\n")
     client.force_login(viewer)
 
-    config = text_of(client.get("/servers/remote/config/"))
+    config = text_of(client.get("/servers/remote/config/installed/"))
     assert "OSTYPE(`debian&#x27;)dnl" in config
     assert "LogLevel" in config and "8.17.1.9/mailadmin-remote" in config
 
