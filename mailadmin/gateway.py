@@ -313,6 +313,10 @@ class Mta:
             exit_code=0,
         )
 
+    def makemap_types(self) -> list[str]:
+        """Map types this makemap can build (`makemap -l`), e.g. hash, btree, cdb (read-only, not audited)."""
+        return run([self.server.makemap_bin, "-l"], timeout=10).stdout_text.split()
+
     def version_report(self) -> CommandResult:
         """`sendmail -d0.1 -bt`: the binary's version and compile options (read-only, not audited)."""
         # Short timeout: a page waits for this, and the answer is a few lines printed at once.

@@ -84,3 +84,7 @@ def test_every_mta_command_is_audited_with_its_argument_list(mta_server):
     assert event.exit_code == 0
     assert event.server == mta_server
     assert mta_server.queue_dir in result.stdout_text
+
+
+def test_makemap_reports_the_map_types_it_can_build(mta_server):
+    assert "hash" in Mta(mta_server).makemap_types()
