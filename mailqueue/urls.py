@@ -6,4 +6,11 @@ app_name = "mailqueue"
 
 urlpatterns = [
     path("servers/<slug:server>/queue/", views.queue_overview, name="overview"),
+    path("servers/<slug:server>/queue/summary/", views.queue_summary, name="summary"),
+    path("servers/<slug:server>/queue/act/", views.act_on_messages, name="act"),
+    path("servers/<slug:server>/queue/select/", views.act_by_selector, name="select"),
+    path("servers/<slug:server>/queue/refresh/", views.refresh_index, name="refresh"),
+    path("servers/<slug:server>/queue/messages/<slug:queue_id>/", views.message_detail, name="message"),
+    path("queue/actions/<int:pk>/", views.action_detail, name="action_detail"),
+    path("queue/actions/<int:pk>/progress/", views.action_progress, name="action_progress"),
 ]

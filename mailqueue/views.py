@@ -1,16 +1,220 @@
+"""Queue pages: the index for listing, the spool for one message, QueueAction rows for changes.
+
+Every change is a POST that writes a QueueAction row and an audit event in one transaction
+and asks for the row to be dispatched after commit; the page then follows the row.
+"""
+
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_POST
 
-from mailadmin import overview
+from mailadmin import audit, overview, work
+from mailadmin.models import AuditEvent, MailServer
 from mailadmin.roles import Role, require_role
-from mailadmin.views import get_server, render_page
+from mailadmin.views import HTMX_STOP_POLLING, get_server, render_page
+from mailqueue import spool, summary
+from mailqueue.forms import QueueFilterForm, SelectedActionForm, SelectorActionForm
+from mailqueue.models import IndexRefresh, QueueAction, QueueMessage
+from mailqueue.parser import QUEUE_ID_PATTERN
+
+PAGE_SIZE = 50
+HISTORY_LIMIT = 50
+
+
+def _form_errors(form) -> str:
+    return " ".join(str(error) for errors in form.errors.values() for error in errors)
+
+
+def create_action(request: HttpRequest, server: MailServer, **fields) -> QueueAction:
+    with transaction.atomic():
+        action = QueueAction.objects.create(server=server, created_by=request.user, **fields)
+        audit.record(
+            f"queue {action.verb}",
+            request=request,
+            server=server,
+            target=f"queue action {action.pk}: {action.target_text}",
+            outcome=AuditEvent.Outcome.QUEUED,
+            detail=f"reason: {action.reason}" if action.reason else "",
+        )
+        work.dispatch_on_commit(action)
+    return action
 
 
 @require_role(Role.VIEWER)
 @require_GET
 def queue_overview(request: HttpRequest, server: str) -> HttpResponse:
+    """The queue list: filters, sort, pages of 50, and the total of all matches."""
     mail_server = get_server(server)
-    context = {"server": mail_server, "spool": overview.spool_counts(mail_server.queue_dir)}
-    return render_page(request, "mailqueue/overview.html", context, section="queue")
+    form = QueueFilterForm(request.GET)
+    matching = form.filter(QueueMessage.objects.filter(server=mail_server))
+    page = Paginator(matching, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = form.query_items()
+    context = {
+        "server": mail_server,
+        "form": form,
+        "page": page,
+        "total": page.paginator.count,
+        "query": urlencode(query),
+        "query_items": query,
+        "sort": form.cleaned_data.get("sort", "") if form.is_valid() else "",
+        "spool": overview.spool_counts(mail_server.queue_dir),
+        "refreshed": IndexRefresh.objects.filter(server=mail_server).first(),
+        "action_form": SelectedActionForm(),
+        "selector_form": SelectorActionForm(),
+        "recent_actions": QueueAction.objects.filter(server=mail_server).select_related("created_by")[:5],
+    }
+    return render_page(request, "mailqueue/list.html", context, section="queue")
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def message_detail(request: HttpRequest, server: str, queue_id: str) -> HttpResponse:
+    """One job read from the spool itself (not the index), with the console's actions on it."""
+    mail_server = get_server(server)
+    if not QUEUE_ID_PATTERN.fullmatch(queue_id):
+        raise Http404("not a queue id")
+    control = spool.find_control(mail_server.queue_dir, queue_id)
+    parsed = spool.read_control(control.path, control.kind, queue_id) if control else None
+    body = spool.body_preview(spool.data_file_path(control.queue_dir, queue_id, parsed)) if parsed else None
+    history = (
+        QueueAction.objects.filter(server=mail_server)
+        .filter(Q(queue_ids__icontains=queue_id) | Q(outcomes__has_key=queue_id))
+        .select_related("created_by")[:HISTORY_LIMIT]
+    )
+    context = {
+        "server": mail_server,
+        "queue_id": queue_id,
+        "control": control,
+        "message": parsed,
+        "body": body,
+        "history": [(action, action.outcomes.get(queue_id, "")) for action in history],
+        "action_form": SelectedActionForm(),
+        "indexed": QueueMessage.objects.filter(server=mail_server, queue_id=queue_id).first(),
+    }
+    return render_page(request, "mailqueue/message.html", context, section="queue")
+
+
+@require_role(Role.OPERATOR)
+@require_POST
+def act_on_messages(request: HttpRequest, server: str) -> HttpResponse:
+    """Quarantine, release, deliver or delete the ticked messages, or every message matching the filter."""
+    mail_server = get_server(server)
+    form = SelectedActionForm(request.POST)
+    # The filter the page showed comes along prefixed, so its "reason" is not the quarantine reason.
+    filters = QueueFilterForm(request.POST, prefix="filter")
+    back_url = reverse("mailqueue:overview", args=[mail_server.name]) + "?" + urlencode(filters.query_items())
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return redirect(back_url)
+    data = form.cleaned_data
+    if data["scope"] == "matching":
+        if not filters.is_valid() or not filters.query_items():
+            messages.error(request, "Acting on all messages needs at least one filter.")
+            return redirect(back_url)
+        ids = list(filters.filter(QueueMessage.objects.filter(server=mail_server)).values_list("queue_id", flat=True))
+    else:
+        known = set(
+            QueueMessage.objects.filter(server=mail_server, queue_id__in=data["ids"]).values_list("queue_id", flat=True)
+        )
+        unknown = [queue_id for queue_id in data["ids"] if queue_id not in known]
+        if unknown:
+            messages.error(request, f"Not in this server's queue index: {', '.join(unknown[:5])}.")
+            return redirect(back_url)
+        ids = data["ids"]
+    if not ids:
+        messages.error(request, "No message matches.")
+        return redirect(back_url)
+    action = create_action(
+        request,
+        mail_server,
+        verb=data["verb"],
+        queue_ids=ids,
+        reason=data["reason"] if data["verb"] == QueueAction.Verb.QUARANTINE else "",
+        debug_level=data["debug_level"],
+    )
+    messages.info(request, f"{action.get_verb_display().capitalize()} of {len(ids)} message(s) requested.")
+    return redirect("mailqueue:action_detail", pk=action.pk)
+
+
+@require_role(Role.OPERATOR)
+@require_POST
+def act_by_selector(request: HttpRequest, server: str) -> HttpResponse:
+    """Let sendmail choose the jobs: quarantine by -qR/-qS/-qI text, or process by -qQ/-q!Q reason text."""
+    mail_server = get_server(server)
+    form = SelectorActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return redirect("mailqueue:overview", server=mail_server.name)
+    data = form.cleaned_data
+    quarantining = data["verb"] == QueueAction.Verb.QUARANTINE_MATCHING
+    action = create_action(
+        request,
+        mail_server,
+        verb=data["verb"],
+        selector_kind=data["selector_kind"],
+        selector=data["selector"],
+        negate=bool(data["negate"]) and not quarantining,
+        reason=data["reason"] if quarantining else "",
+        debug_level=data["debug_level"],
+    )
+    messages.info(request, f"{action.get_verb_display().capitalize()} requested.")
+    return redirect("mailqueue:action_detail", pk=action.pk)
+
+
+@require_role(Role.VIEWER)
+@require_POST
+def refresh_index(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    action = create_action(request, mail_server, verb=QueueAction.Verb.REFRESH)
+    return redirect("mailqueue:action_detail", pk=action.pk)
+
+
+def _action(pk: int) -> QueueAction:
+    return get_object_or_404(QueueAction.objects.select_related("server", "created_by"), pk=pk)
+
+
+def _action_context(action: QueueAction) -> dict:
+    outcomes = sorted(action.outcomes.items())
+    return {
+        "action": action,
+        "server": action.server,
+        "outcomes": outcomes[:1000],
+        "more": max(0, len(outcomes) - 1000),
+    }
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def action_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    action = _action(pk)
+    return render_page(request, "mailqueue/action.html", _action_context(action), section="queue")
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def action_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    action = _action(pk)
+    status = HTMX_STOP_POLLING if action.finished else 200
+    return render(request, "mailqueue/_action_progress.html", _action_context(action), status=status)
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def queue_summary(request: HttpRequest, server: str) -> HttpResponse:
+    """Recipient domain × age band, and senders: each cell links to the filtered list."""
+    mail_server = get_server(server)
+    context = {
+        "server": mail_server,
+        "domains": summary.by_domain_and_age(mail_server),
+        "senders": summary.top_senders(mail_server),
+        "bands": summary.BAND_LABELS,
+    }
+    return render_page(request, "mailqueue/summary.html", context, section="queue")

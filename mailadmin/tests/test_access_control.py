@@ -32,7 +32,12 @@ GUARDED = [(route, p) for route, p in ALL_PATTERNS if p.name not in PUBLIC | SES
 
 
 def concrete(route: str, server: MailServer, action: ServiceAction) -> str:
+    if route.startswith("queue/actions/"):
+        from mailqueue.models import QueueAction
+
+        QueueAction.objects.get_or_create(pk=action.pk, defaults={"server": server, "verb": "refresh"})
     path = "/" + route.replace("<slug:server>", server.name).replace("<int:pk>", str(action.pk))
+    path = path.replace("<slug:queue_id>", "6AOIGq4n025795")
     assert "<" not in path, f"add the converter of {route} to this test"
     return path
 

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from django.db import models
+
+from mailadmin.models import MailServer
+from mailadmin.work import WorkItem
+
+
+class QueueMessage(models.Model):
+    """One control file on a server's spool, as the last index refresh read it.
+
+    The spool is the truth; this row is a copy for filtering, sorting and paging. `inode`,
+    `file_size` and `mtime_ns` are the control file's, so a refresh re-reads only files that
+    changed (sendmail rewrites a qf through a temp file and rename, which changes the inode).
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "queued"
+        FAILING = "failing", "failing (deferred)"
+        QUARANTINED = "quarantined", "quarantined"
+        LOST = "lost", "lost (Qf)"
+
+    server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="queue_messages")
+    queue_id = models.CharField(max_length=20)
+    kind = models.CharField(max_length=2, help_text="qf, hf (quarantined) or Qf (lost).")
+    state = models.CharField(max_length=12, choices=State.choices)
+    directory = models.CharField(max_length=400, help_text="The directory holding the control file.")
+    inode = models.BigIntegerField()
+    file_size = models.BigIntegerField()
+    mtime_ns = models.BigIntegerField()
+    sender = models.CharField(max_length=400, blank=True)
+    recipients = models.TextField(blank=True, help_text="Recipient addresses, one per line.")
+    recipient_count = models.PositiveIntegerField(default=0)
+    first_domain = models.CharField(max_length=255, blank=True)
+    subject = models.CharField(max_length=400, blank=True)
+    reason = models.CharField(max_length=400, blank=True)
+    status_message = models.CharField(max_length=400, blank=True)
+    created = models.DateTimeField(null=True, blank=True)
+    last_attempt = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    priority = models.BigIntegerField(null=True, blank=True)
+    body_size = models.BigIntegerField(null=True, blank=True, help_text="Size of the df file; None when it is missing.")
+    problems = models.TextField(blank=True)
+    truncated = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["created", "queue_id"]
+        constraints = [models.UniqueConstraint(fields=["server", "queue_id"], name="one_index_row_per_queue_id")]
+        indexes = [
+            models.Index(fields=["server", "state", "created"]),
+            models.Index(fields=["server", "created"]),
+            models.Index(fields=["server", "body_size"]),
+            models.Index(fields=["server", "first_domain"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}{self.queue_id}"
+
+    @property
+    def recipient_list(self) -> list[str]:
+        return [line for line in self.recipients.splitlines() if line]
+
+
+class IndexRefresh(models.Model):
+    """When a server's index was last brought up to date, and what that took."""
+
+    server = models.OneToOneField(MailServer, on_delete=models.CASCADE, related_name="queue_index")
+    finished = models.DateTimeField()
+    seconds = models.FloatField(default=0)
+    files_seen = models.PositiveIntegerField(default=0)
+    files_read = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"index of {self.server} at {self.finished:%Y-%m-%d %H:%M:%S}"
+
+
+class QueueAction(WorkItem):
+    """One queue action, written before it is queued: who, what, on which ids or selector, and how it ended."""
+
+    class Verb(models.TextChoices):
+        QUARANTINE = "quarantine", "quarantine"
+        RELEASE = "release", "release"
+        QUARANTINE_MATCHING = "quarantine_matching", "quarantine by selector"
+        PROCESS_QUARANTINED = "process_quarantined", "process quarantined by reason"
+        DELIVER = "deliver", "deliver now"
+        DELETE = "delete", "delete"
+        REFRESH = "refresh", "refresh the index"
+
+    class Selector(models.TextChoices):
+        RECIPIENT = "R", "recipient contains"
+        SENDER = "S", "sender contains"
+        QUEUE_ID = "I", "queue id contains"
+
+    task_name = "mailqueue.tasks.run_queue_action"
+
+    server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="queue_actions")
+    verb = models.CharField(max_length=24, choices=Verb.choices)
+    queue_ids = models.JSONField(default=list, blank=True)
+    selector_kind = models.CharField(max_length=1, choices=Selector.choices, blank=True)
+    selector = models.CharField(max_length=200, blank=True)
+    negate = models.BooleanField(default=False, help_text="For processing by reason: the reasons NOT containing it.")
+    reason = models.CharField(max_length=200, blank=True)
+    debug_level = models.CharField(max_length=20, blank=True, help_text="sendmail -d flags; output kept via -D.")
+    commands = models.JSONField(default=list, blank=True, help_text="Every argv this action ran.")
+    outcomes = models.JSONField(default=dict, blank=True, help_text="queue id → what the spool showed afterwards.")
+    output = models.TextField(blank=True)
+    debug_log = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.get_verb_display()} on {self.server} ({self.status})"
+
+    def celery_queue(self) -> str:
+        return self.server.celery_queue
+
+    @property
+    def target_text(self) -> str:
+        if self.queue_ids:
+            shown = ", ".join(self.queue_ids[:3])
+            more = len(self.queue_ids) - 3
+            return shown + (f" and {more} more" if more > 0 else "")
+        if self.selector_kind:
+            return f"{self.get_selector_kind_display()} {self.selector!r}"
+        if self.verb == self.Verb.PROCESS_QUARANTINED:
+            return f"reason {'not ' if self.negate else ''}containing {self.selector!r}"
+        return ""
+
+    def on_failure(self, exc: Exception) -> None:
+        """Keep what ran and what sendmail said when the action failed part-way."""
+        type(self).objects.filter(pk=self.pk).update(
+            commands=self.commands, outcomes=self.outcomes, output=self.output, debug_log=self.debug_log
+        )
+
+    def outcome_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes.values():
+            word = outcome.split(":", 1)[0]
+            counts[word] = counts.get(word, 0) + 1
+        return dict(sorted(counts.items()))

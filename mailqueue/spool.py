@@ -1,0 +1,126 @@
+"""Where sendmail keeps a job's files, and reading them (read-only; actions live in actions.py).
+
+A QueueDirectory value may end in `prefix*` (several queue directories), and each directory
+may hold qf/, df/ and xf/ subdirectories, in which case control, data and transcript files
+live there (op guide, "Queue File Formats").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailadmin.overview import queue_directories
+from mailqueue.parser import QueueFile, parse_queue_file, split_file_name
+
+CONTROL_FILE_LIMIT = 4 * 1024 * 1024
+BODY_PREVIEW_LIMIT = 16 * 1024
+
+
+@dataclass(frozen=True)
+class ControlFile:
+    kind: str
+    queue_id: str
+    path: str
+    queue_dir: str
+    inode: int
+    size: int
+    mtime_ns: int
+
+
+def control_dir(queue_dir: str) -> str:
+    sub = os.path.join(queue_dir, "qf")
+    return sub if os.path.isdir(sub) else queue_dir
+
+
+def data_dir(queue_dir: str) -> str:
+    sub = os.path.join(queue_dir, "df")
+    return sub if os.path.isdir(sub) else queue_dir
+
+
+def transcript_dir(queue_dir: str) -> str:
+    sub = os.path.join(queue_dir, "xf")
+    return sub if os.path.isdir(sub) else queue_dir
+
+
+def scan(queue_dir_setting: str) -> tuple[list[ControlFile], list[str]]:
+    """Every control file in every queue directory, with the stat facts the index compares; and errors."""
+    found: list[ControlFile] = []
+    errors: list[str] = []
+    try:
+        directories = queue_directories(queue_dir_setting)
+    except OSError as exc:
+        return [], [f"{exc.filename}: {exc.strerror or exc}"]
+    for queue_dir in directories:
+        where = control_dir(queue_dir)
+        try:
+            with os.scandir(where) as entries:
+                for entry in entries:
+                    parts = split_file_name(entry.name)
+                    if parts is None:
+                        continue
+                    try:
+                        stat = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # renamed or removed by sendmail while we looked
+                    found.append(
+                        ControlFile(
+                            parts[0], parts[1], entry.path, queue_dir, stat.st_ino, stat.st_size, stat.st_mtime_ns
+                        )
+                    )
+        except OSError as exc:
+            errors.append(f"{where}: {exc.strerror or exc}")
+    return found, errors
+
+
+def read_control(path: str, kind: str, queue_id: str) -> QueueFile | None:
+    """Parse one control file; None when it vanished (sendmail finished or renamed it)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(CONTROL_FILE_LIMIT + 1)
+    except FileNotFoundError:
+        return None
+    parsed = parse_queue_file(data[:CONTROL_FILE_LIMIT], queue_id=queue_id, kind=kind)
+    if len(data) > CONTROL_FILE_LIMIT:
+        parsed.problems.append(f"only the first {CONTROL_FILE_LIMIT} bytes were read")
+    return parsed
+
+
+def data_file_path(queue_dir: str, queue_id: str, parsed: QueueFile | None = None) -> str:
+    directory = parsed.data_dir if parsed and parsed.data_dir else data_dir(queue_dir)
+    return os.path.join(directory, f"df{queue_id}")
+
+
+def find_control(queue_dir_setting: str, queue_id: str) -> ControlFile | None:
+    """The current control file of one job (qf, hf or Qf), wherever it is."""
+    for queue_dir in queue_directories(queue_dir_setting):
+        where = control_dir(queue_dir)
+        for kind in ("qf", "hf", "Qf"):
+            path = os.path.join(where, kind + queue_id)
+            try:
+                stat = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            return ControlFile(kind, queue_id, path, queue_dir, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return None
+
+
+@dataclass(frozen=True)
+class BodyPreview:
+    text: str
+    size: int
+    truncated: bool
+    error: str = ""
+
+
+def body_preview(path: str, limit: int = BODY_PREVIEW_LIMIT) -> BodyPreview:
+    """The start of a df file as text for a page (the template escapes it)."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            raw = handle.read(limit)
+    except OSError as exc:
+        return BodyPreview("", 0, False, error=f"{Path(path).name}: {exc.strerror or exc}")
+    text = raw.decode("utf-8", "replace")
+    return BodyPreview(text, size, size > limit)

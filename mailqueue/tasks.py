@@ -1,0 +1,56 @@
+"""Celery tasks for the queue: thin wrappers that claim a work row and call the domain functions."""
+
+from celery import shared_task
+
+from mailadmin import audit, work
+from mailadmin.gateway import Mta
+from mailadmin.models import AuditEvent, MailServer
+from mailqueue import actions, index
+from mailqueue.models import QueueAction
+
+
+def perform_queue_action(action: QueueAction) -> None:
+    mta = Mta(action.server, user=action.created_by)
+    target = f"queue action {action.pk}: {action.target_text}"
+    try:
+        actions.perform(action, mta, lambda pct, note: work.report_progress(action, pct, note))
+    except Exception as exc:
+        audit.record(
+            f"queue {action.verb}",
+            user=action.created_by,
+            server=action.server,
+            target=target,
+            outcome=AuditEvent.Outcome.FAILED,
+            detail=str(exc),
+        )
+        raise
+    work.finish(
+        action,
+        work.WorkStatus.DONE,
+        commands=action.commands,
+        outcomes=action.outcomes,
+        output=action.output,
+        debug_log=action.debug_log,
+    )
+    counts = ", ".join(f"{count} {word}" for word, count in action.outcome_counts().items())
+    audit.record(f"queue {action.verb}", user=action.created_by, server=action.server, target=target, detail=counts)
+
+
+@shared_task(name="mailqueue.tasks.run_queue_action")
+def run_queue_action(pk: int) -> str:
+    return work.execute(QueueAction, pk, perform_queue_action)
+
+
+@shared_task(name="mailqueue.tasks.refresh_indexes")
+def refresh_indexes() -> int:
+    """Beat: ask each server's own worker (the one that can read its spool) to refresh its index."""
+    servers = list(MailServer.objects.all())
+    for server in servers:
+        refresh_index.apply_async(args=[server.pk], queue=server.celery_queue)
+    return len(servers)
+
+
+@shared_task(name="mailqueue.tasks.refresh_index")
+def refresh_index(server_pk: int) -> int:
+    server = MailServer.objects.filter(pk=server_pk).first()
+    return index.refresh(server).files_read if server else 0

@@ -1,0 +1,145 @@
+"""The index against the real spool: full build, incremental refresh, and what the pages show."""
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mailadmin.gateway import Mta
+from mailqueue import index
+from mailqueue.models import QueueMessage
+from mailqueue.parser import parse_queue_file
+
+SAMPLES = Path("/work/shared/lab/samples")
+
+
+def test_real_submissions_are_indexed_and_only_changes_are_reread(submit):
+    ids = submit.send(3, sender="carol@client.example", recipients=("x1@idx.example", "x2@idx.example"))
+    first = index.refresh(submit.server)
+    assert first.files_read >= 3
+    rows = {row.queue_id: row for row in QueueMessage.objects.filter(queue_id__in=ids)}
+    assert set(rows) == set(ids)
+    row = rows[ids[0]]
+    assert row.sender == "carol@client.example" and row.recipient_count == 2
+    assert row.first_domain == "idx.example" and row.state == "queued"
+    assert row.subject == "queued 0" and row.body_size > 0 and row.created is not None
+
+    assert index.refresh(submit.server).files_read == 0
+
+    Mta(submit.server).sendmail(f"-qI{ids[1]}", action="queue run")
+    again = index.refresh(submit.server)
+    assert again.files_read == 1
+    row = QueueMessage.objects.get(queue_id=ids[1])
+    assert row.state == "failing" and row.attempts == 1 and "Connection refused" in row.status_message
+
+    os.unlink(submit.path("qf", ids[2]))
+    os.unlink(submit.path("df", ids[2]))
+    assert index.refresh(submit.server).removed == 1
+    assert not QueueMessage.objects.filter(queue_id=ids[2]).exists()
+
+
+def test_fuzz_over_mutated_real_submissions(submit):
+    import random
+
+    from mailqueue.tests.test_parser import fuzz
+
+    ids = submit.send(
+        2,
+        recipients=("a@fz.example", "b@fz.example"),
+        subject="Ünïcode ✓",
+        headers="X-Long: " + "x" * 300 + "\r\n\tcontinued\r\n",
+    )
+    Mta(submit.server).sendmail(f"-qI{ids[0]}", action="queue run")
+    corpus = [submit.path("qf", queue_id).read_bytes() for queue_id in ids]
+    for data in corpus:
+        parsed = parse_queue_file(data)
+        assert parsed.problems == [], parsed.problems
+        assert parsed.subject.startswith("Ünïcode ✓")
+    assert fuzz(corpus, 5000, seed=random.randrange(1000)) > 0
+
+
+@pytest.fixture
+def scratch_server(mta_server, tmp_path):
+    """A MailServer row whose queue is a scratch directory (lab samples copied in), never run by sendmail."""
+    queue = tmp_path / "mqueue"
+    queue.mkdir()
+    mta_server.pk = None
+    mta_server.name = "scratch"
+    mta_server.queue_dir = str(queue)
+    mta_server.celery_queue = "mta.scratch"
+    mta_server.save()
+    return mta_server
+
+
+def test_subdirectories_several_queues_truncated_and_lost_files(scratch_server, tmp_path):
+    root = tmp_path / "queues"
+    for name in ("q1", "q2"):
+        (root / name / "qf").mkdir(parents=True)
+        (root / name / "df").mkdir()
+    scratch_server.queue_dir = str(root / "q*")
+    scratch_server.save()
+    shutil.copy(SAMPLES / "qf-normal.txt", root / "q1" / "qf" / "qf6AOIJJ5g025905")
+    (root / "q1" / "df" / "df6AOIJJ5g025905").write_bytes(b"hello\n")
+    shutil.copy(SAMPLES / "hf-quarantined.txt", root / "q2" / "qf" / "hf6AOIGq4n025795")
+    data = (SAMPLES / "qf-deferred-multircpt.txt").read_bytes()
+    (root / "q2" / "qf" / "qf6AOIEqMh025788").write_bytes(data[: len(data) // 2])
+    shutil.copy(SAMPLES / "qf-dsn-8bit.txt", root / "q2" / "qf" / "Qf6AOIKu3H026421")
+    (root / "q2" / "qf" / "tf6AOIKu3H026421").write_bytes(b"V8\n")
+
+    result = index.refresh(scratch_server)
+
+    assert result.files_seen == 4 and result.errors == []
+    rows = {r.queue_id: r for r in QueueMessage.objects.filter(server=scratch_server)}
+    assert rows["6AOIJJ5g025905"].body_size == 6 and rows["6AOIJJ5g025905"].state == "queued"
+    assert rows["6AOIGq4n025795"].state == "quarantined" and rows["6AOIGq4n025795"].reason == "spam suspect"
+    assert rows["6AOIEqMh025788"].truncated and "cut short" in rows["6AOIEqMh025788"].problems
+    assert rows["6AOIKu3H026421"].state == "lost"
+
+
+def test_the_list_filters_sorts_pages_and_counts(scratch_server, client, viewer):
+    queue = Path(scratch_server.queue_dir)
+    template = (SAMPLES / "hf-quarantined.txt").read_bytes()
+    for number in range(120):
+        queue_id = f"6AOIGq4n{number:06d}"
+        reason = b"spam run" if number % 3 == 0 else b"virus found"
+        prefix = "hf" if number % 2 == 0 else "qf"
+        body = template.replace(b"qspam suspect", b"q" + reason if prefix == "hf" else b"")
+        body = body.replace(b"T1795544212", b"T%d" % (1795544212 + number))
+        (queue / f"{prefix}{queue_id}").write_bytes(body.replace(b"\n\n", b"\n"))
+        (queue / f"df{queue_id}").write_bytes(b"x" * number)
+    index.refresh(scratch_server)
+    client.force_login(viewer)
+    url = f"/servers/{scratch_server.name}/queue/"
+
+    page = client.get(url, {"state": "quarantined", "reason": "spam"})
+    assert page.context["total"] == 20  # even numbers divisible by 3: 0, 6, …, 114
+    assert len(page.context["page"].object_list) == 20
+
+    everything = client.get(url, {"sort": "-size"})
+    assert everything.context["total"] == 120
+    listed = list(everything.context["page"].object_list)
+    assert len(listed) == 50 and listed[0].body_size == 119
+    assert client.get(url, {"sort": "-size", "page": 3}).context["page"].object_list[0].body_size == 19
+
+    hostile = client.get(url, {"sender": "x\n\x00y"})
+    assert hostile.status_code == 200 and hostile.context["total"] == 0
+    assert b"control characters" in hostile.content
+
+
+def test_the_message_page_reads_the_spool_and_escapes_everything(submit, client, viewer):
+    payload = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    (queue_id,) = submit.send(subject=payload, body=f"{payload}\r\n" + "y" * 40000)
+    client.force_login(viewer)
+    page = client.get(f"/servers/{submit.server.name}/queue/messages/{queue_id}/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "bob@remote.example" in html
+    assert re.search(r"first \d+ characters of", html)
+
+    gone = client.get(f"/servers/{submit.server.name}/queue/messages/6AOIAAAA999999/")
+    assert gone.status_code == 200 and b"not in the queue" in gone.content
+    assert client.get(f"/servers/{submit.server.name}/queue/messages/not-an-id/").status_code == 404
