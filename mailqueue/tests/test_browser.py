@@ -1,0 +1,49 @@
+"""Headless Chromium: an operator reviews quarantined mail and releases it, on the real worker and spool."""
+
+import pytest
+
+from mailadmin.gateway import Mta
+from mailadmin.tests.test_browser import log_in
+from mailqueue import actions, index
+from mailqueue.models import QueueAction
+
+pytestmark = pytest.mark.browser
+
+
+def quarantine(server, ids, reason):
+    action = QueueAction.objects.create(server=server, verb=QueueAction.Verb.QUARANTINE, queue_ids=ids, reason=reason)
+    actions.perform(action, Mta(server), lambda pct, note: None)
+
+
+def test_an_operator_filters_by_reason_selects_all_matches_and_releases_them(
+    page, live_server, worker, submit, operator, tmp_path
+):
+    server = submit.server
+    review = submit.send(3, recipients=("r@browser.example",), subject="review me")
+    keep = submit.send(1, recipients=("k@browser.example",), subject="keep me")
+    quarantine(server, review, "browser review batch")
+    quarantine(server, keep, "browser keep")
+    index.refresh(server)
+
+    log_in(page, live_server, operator)
+    page.goto(f"{live_server.url}/servers/{server.name}/queue/")
+    page.fill("#id_reason", "browser review")
+    page.select_option("#id_state", "quarantined")
+    page.click("#queue-filter button[type=submit]")
+    assert page.inner_text("#match-count") == "3"
+    page.screenshot(path=str(tmp_path / "queue-filtered.png"), full_page=True)
+
+    page.check("#scope-matching")
+    page.click("#queue-actions button[value=release]")
+    page.wait_for_selector("#action-status:has-text('done')", timeout=60000)
+    assert "3 released" in page.inner_text("#outcome-counts")
+    page.screenshot(path=str(tmp_path / "queue-released.png"), full_page=True)
+
+    assert [submit.kind(queue_id) for queue_id in review] == ["qf"] * 3
+    assert submit.kind(keep[0]) == "hf"
+    listing = Mta(server).sendmail("-bp", action="list").stdout_text
+    assert all(queue_id in listing for queue_id in review)
+
+    page.goto(f"{live_server.url}/servers/{server.name}/queue/?reason=browser&state=quarantined")
+    assert page.inner_text("#match-count") == "1"
+    assert keep[0] in page.inner_text(".queue-table")
