@@ -184,6 +184,7 @@ WORK_SWEEP_SECONDS = env_int("MAILADMIN_WORK_SWEEP_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
     "sweep-work-rows": {"task": "mailadmin.tasks.sweep_work", "schedule": float(WORK_SWEEP_SECONDS)},
     "refresh-queue-indexes": {"task": "mailqueue.tasks.refresh_indexes", "schedule": 60.0},
+    "sample-queues": {"task": "mailqueue.tasks.sample_queues", "schedule": 300.0},
 }
 
 # --- The managed MTAs.

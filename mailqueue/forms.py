@@ -15,7 +15,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from mailqueue.models import QueueAction, QueueMessage
+from mailqueue.models import QueueAction, QueueAlertSettings, QueueMessage
 from mailqueue.parser import QUEUE_ID_PATTERN
 
 REASON_MAX = 200
@@ -270,3 +270,14 @@ class SelectorActionForm(forms.Form):
             except ValidationError as exc:
                 self.add_error("selector", exc)
         return data
+
+
+class AlertSettingsForm(forms.ModelForm):
+    class Meta:
+        model = QueueAlertSettings
+        fields = ["max_messages", "max_oldest_hours", "max_quarantined"]
+        labels = {
+            "max_messages": "Queue size above",
+            "max_oldest_hours": "Oldest message older than (hours)",
+            "max_quarantined": "Quarantined messages above",
+        }

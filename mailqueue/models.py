@@ -138,3 +138,35 @@ class QueueAction(WorkItem):
             word = outcome.split(":", 1)[0]
             counts[word] = counts.get(word, 0) + 1
         return dict(sorted(counts.items()))
+
+
+class QueueSample(models.Model):
+    """One reading of a server's queue for the charts: size, quarantined count, oldest message age."""
+
+    server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="queue_samples")
+    taken = models.DateTimeField(db_index=True)
+    messages = models.PositiveIntegerField()
+    quarantined = models.PositiveIntegerField()
+    oldest_age_seconds = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["taken"]
+
+    def __str__(self) -> str:
+        return f"{self.server} at {self.taken:%Y-%m-%d %H:%M}: {self.messages} messages"
+
+
+class QueueAlertSettings(models.Model):
+    """Alert thresholds for one server (empty = no alert), and which of them are crossed right now."""
+
+    server = models.OneToOneField(MailServer, on_delete=models.CASCADE, related_name="queue_alerts")
+    max_messages = models.PositiveIntegerField(null=True, blank=True, help_text="Alert when the queue holds more.")
+    max_oldest_hours = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Alert when the oldest message is older than this many hours."
+    )
+    max_quarantined = models.PositiveIntegerField(null=True, blank=True, help_text="Alert when more are quarantined.")
+    crossed = models.JSONField(default=dict, blank=True, help_text="metric → when it crossed (one mail each).")
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"queue alerts for {self.server}"

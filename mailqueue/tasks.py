@@ -5,7 +5,7 @@ from celery import shared_task
 from mailadmin import audit, work
 from mailadmin.gateway import Mta
 from mailadmin.models import AuditEvent, MailServer
-from mailqueue import actions, index
+from mailqueue import actions, index, stats
 from mailqueue.models import QueueAction
 
 
@@ -54,3 +54,18 @@ def refresh_indexes() -> int:
 def refresh_index(server_pk: int) -> int:
     server = MailServer.objects.filter(pk=server_pk).first()
     return index.refresh(server).files_read if server else 0
+
+
+@shared_task(name="mailqueue.tasks.sample_queues")
+def sample_queues() -> int:
+    """Beat: ask each server's worker for a statistics sample (and the alert check that goes with it)."""
+    servers = list(MailServer.objects.all())
+    for server in servers:
+        sample_queue.apply_async(args=[server.pk], queue=server.celery_queue)
+    return len(servers)
+
+
+@shared_task(name="mailqueue.tasks.sample_queue")
+def sample_queue(server_pk: int) -> int:
+    server = MailServer.objects.filter(pk=server_pk).first()
+    return stats.take_sample(server).messages if server else 0

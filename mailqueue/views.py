@@ -20,9 +20,9 @@ from mailadmin import audit, overview, work
 from mailadmin.models import AuditEvent, MailServer
 from mailadmin.roles import Role, require_role
 from mailadmin.views import HTMX_STOP_POLLING, get_server, render_page
-from mailqueue import spool, summary
-from mailqueue.forms import QueueFilterForm, SelectedActionForm, SelectorActionForm
-from mailqueue.models import IndexRefresh, QueueAction, QueueMessage
+from mailqueue import spool, stats, summary
+from mailqueue.forms import AlertSettingsForm, QueueFilterForm, SelectedActionForm, SelectorActionForm
+from mailqueue.models import IndexRefresh, QueueAction, QueueAlertSettings, QueueMessage, QueueSample
 from mailqueue.parser import QUEUE_ID_PATTERN
 
 PAGE_SIZE = 50
@@ -218,3 +218,64 @@ def queue_summary(request: HttpRequest, server: str) -> HttpResponse:
         "bands": summary.BAND_LABELS,
     }
     return render_page(request, "mailqueue/summary.html", context, section="queue")
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def dashboard_panel(request: HttpRequest, server: str) -> HttpResponse:
+    """The dashboard's queue card: the last day's samples as an SVG chart, drawn here."""
+    mail_server = get_server(server)
+    context = {
+        "server": mail_server,
+        "chart": stats.chart(mail_server),
+        "latest": QueueSample.objects.filter(server=mail_server).order_by("-taken").first(),
+        "alerts": stats.active_alerts(mail_server),
+    }
+    return render(request, "mailqueue/_dashboard_panel.html", context)
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def alert_banner(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    context = {"server": mail_server, "alerts": stats.active_alerts(mail_server)}
+    return render(request, "mailqueue/_alert_banner.html", context)
+
+
+def _alert_settings(server: MailServer) -> QueueAlertSettings:
+    return QueueAlertSettings.objects.filter(server=server).first() or QueueAlertSettings(server=server)
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def alert_settings(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    current = _alert_settings(mail_server)
+    context = {
+        "server": mail_server,
+        "form": AlertSettingsForm(instance=current),
+        "alerts": stats.active_alerts(mail_server),
+        "recipients": stats.administrator_addresses(mail_server),
+    }
+    return render_page(request, "mailqueue/alerts.html", context, section="queue")
+
+
+@require_role(Role.ADMINISTRATOR)
+@require_POST
+def alert_settings_save(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    form = AlertSettingsForm(request.POST, instance=_alert_settings(mail_server))
+    if not form.is_valid():
+        context = {"server": mail_server, "form": form, "alerts": [], "recipients": []}
+        return render_page(request, "mailqueue/alerts.html", context, section="queue")
+    with transaction.atomic():
+        form.save()
+        audit.record(
+            "queue alert thresholds",
+            request=request,
+            server=mail_server,
+            target=mail_server.name,
+            detail="\n".join(f"{name}={form.cleaned_data[name]}" for name in form.Meta.fields),
+        )
+    messages.success(request, "Alert thresholds saved.")
+    return redirect("mailqueue:alert_settings", server=mail_server.name)
