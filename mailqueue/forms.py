@@ -199,24 +199,19 @@ class SelectedActionForm(forms.Form):
             (QueueAction.Verb.DELETE, "Delete"),
         ]
     )
-    ids = forms.CharField(required=False, widget=forms.HiddenInput, max_length=20 * 100000)
     scope = forms.ChoiceField(choices=[("selected", "selected"), ("matching", "all matching")], initial="selected")
     reason = forms.CharField(required=False, strip=False, max_length=REASON_MAX * 4)
     debug_level = forms.CharField(required=False, max_length=40)
-
-    def clean_ids(self) -> list[str]:
-        raw = self.data.getlist("id") if hasattr(self.data, "getlist") else []
-        raw = raw + [part for part in self.cleaned_data.get("ids", "").split() if part]
-        ids = list(dict.fromkeys(raw))
-        for queue_id in ids:
-            validate_queue_id(queue_id)
-        return ids
 
     def clean_debug_level(self) -> str:
         return clean_debug_level(self.cleaned_data["debug_level"])
 
     def clean(self):
         data = super().clean()
+        # Ticked rows arrive as repeated "id" values, which a form field cannot hold.
+        data["ids"] = list(dict.fromkeys(self.data.getlist("id") if hasattr(self.data, "getlist") else []))
+        for queue_id in data["ids"]:
+            validate_queue_id(queue_id)
         if data.get("verb") == QueueAction.Verb.QUARANTINE:
             data["reason"] = validate_reason(data.get("reason", ""))
         if data.get("scope") == "selected" and not data.get("ids"):

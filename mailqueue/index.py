@@ -102,24 +102,21 @@ def _stamp(found: spool.ControlFile) -> tuple:
     return (found.kind, found.queue_dir, found.inode, found.size, found.mtime_ns)
 
 
-def refresh(server: MailServer, only_ids: set[str] | None = None) -> RefreshResult:
-    """Bring the server's rows in line with its spool; `only_ids` limits the re-read to those jobs."""
+def refresh(server: MailServer) -> RefreshResult:
+    """Bring the server's rows in line with its spool, re-reading only control files that changed."""
     started = time.monotonic()
     result = RefreshResult()
     files, result.errors = spool.scan(server.queue_dir)
     current = {found.queue_id: found for found in files}
     result.files_seen = len(current)
     rows = QueueMessage.objects.filter(server=server)
-    if only_ids is not None:
-        rows = rows.filter(queue_id__in=only_ids) if len(only_ids) < WRITE_BATCH else rows
     known = {
         queue_id: (pk, (kind, directory, inode, size, mtime))
         for pk, queue_id, kind, directory, inode, size, mtime in rows.values_list(
             "pk", "queue_id", "kind", "directory", "inode", "file_size", "mtime_ns"
         )
     }
-    candidates = current if only_ids is None else {i: f for i, f in current.items() if i in only_ids}
-    changed = [found for queue_id, found in candidates.items() if known.get(queue_id, (0, None))[1] != _stamp(found)]
+    changed = [found for queue_id, found in current.items() if known.get(queue_id, (0, None))[1] != _stamp(found)]
     gone = [pk for queue_id, (pk, _) in known.items() if queue_id not in current]
     fresh: list[QueueMessage] = []
     for found in changed:
@@ -139,16 +136,15 @@ def refresh(server: MailServer, only_ids: set[str] | None = None) -> RefreshResu
             update_fields=UPDATED_FIELDS,
         )
     result.seconds = time.monotonic() - started
-    if only_ids is None:
-        IndexRefresh.objects.update_or_create(
-            server=server,
-            defaults={
-                "finished": timezone.now(),
-                "seconds": result.seconds,
-                "files_seen": result.files_seen,
-                "files_read": result.files_read,
-                "removed": result.removed,
-                "error": "; ".join(result.errors),
-            },
-        )
+    IndexRefresh.objects.update_or_create(
+        server=server,
+        defaults={
+            "finished": timezone.now(),
+            "seconds": result.seconds,
+            "files_seen": result.files_seen,
+            "files_read": result.files_read,
+            "removed": result.removed,
+            "error": "; ".join(result.errors),
+        },
+    )
     return result

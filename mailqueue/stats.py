@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.core.mail import get_connection, send_mail
@@ -130,8 +130,8 @@ class Chart:
     quarantined_points: str
     peak: int
     samples: int
-    start: object
-    end: object
+    start: datetime
+    end: datetime
 
 
 def chart(server: MailServer, hours: int = CHART_HOURS) -> Chart:

@@ -293,3 +293,28 @@ def test_an_operator_quarantines_on_the_real_worker(worker, submit, operator, cl
         f"/servers/{submit.server.name}/queue/", {"state": "quarantined", "recipient": "worker.example"}
     )
     assert listed.context["total"] == 2
+
+
+def test_a_worker_lost_after_sendmail_ran_causes_no_second_effect(submit):
+    """F11: the spool changed, the row did not; the rerun finds the target state and runs nothing."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mailadmin import work
+
+    ids = submit.send(2)
+    action = QueueAction.objects.create(
+        server=submit.server, verb=QueueAction.Verb.QUARANTINE, queue_ids=ids, reason="lost worker"
+    )
+    claimed = work.claim(QueueAction, action.pk)
+    actions.perform(claimed, Mta(submit.server), lambda pct, note: None)
+    QueueAction.objects.filter(pk=action.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+
+    assert tasks.run_queue_action(action.pk) == "done"
+
+    action.refresh_from_db()
+    assert action.attempt == 2 and action.commands == []
+    assert set(action.outcomes.values()) == {"quarantined (already, same reason)"}
+    calls = AuditEvent.objects.filter(action="queue quarantine", argv__isnull=False)
+    assert calls.count() == 1
