@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from mailadmin.models import AuditEvent, MailServer, ServiceAction
+from mailadmin.models import AccessEntry, AuditEvent, ConfigBuild, InstallJob, MailServer, ServiceAction
 from mailadmin.roles import Role
 
 PUBLIC = {"login"}
@@ -59,6 +59,10 @@ def scene(db):
         celery_queue="mta.remote",
     )
     action = ServiceAction.objects.create(server=server, verb=ServiceAction.Verb.START)
+    # Every <int:pk> route finds its object under the same pk.
+    build = ConfigBuild.objects.create(pk=action.pk, server=server, mc_text="dnl\n")
+    InstallJob.objects.create(pk=action.pk, server=server, build=build)
+    AccessEntry.objects.create(pk=action.pk, server=server, tag="Connect", key="192.0.2", value="REJECT")
     return server, action
 
 
@@ -66,6 +70,9 @@ def snapshot():
     return (
         list(MailServer.objects.values()),
         list(ServiceAction.objects.values()),
+        list(ConfigBuild.objects.values()),
+        list(InstallJob.objects.values()),
+        list(AccessEntry.objects.values()),
         list(User.objects.values("id", "username", "password", "is_active")),
         AuditEvent.objects.exclude(outcome=AuditEvent.Outcome.DENIED).count(),
     )

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mailadmin import instance
+from mailadmin import config, instance
 from mailadmin.gateway import Mta, MtaError
 from mailadmin.models import MailServer
 
@@ -26,5 +26,9 @@ class Command(BaseCommand):
             instance.prepare(server, Mta(server))
         except (MtaError, instance.InstanceError) as exc:
             raise CommandError(f"instance {name}: {exc}") from exc
+        if not server.mc_template:
+            # First run: the base .mc becomes the rows the console edits; later runs keep the admin's rows.
+            config.import_mc(server, Path(server.mc_path).read_text())
+            config.import_access(server, Path(server.access_path).read_text())
         verb = "created" if created else "ready"
         self.stdout.write(f"instance {name} {verb}: {server.cf_path} (port {server.smtp_port})")

@@ -1,0 +1,246 @@
+"""Configuration pages: options, FEATUREs, the access map, builds, installs and rollbacks.
+
+Thin views over mailadmin.config and mailadmin.cfbuild; same conventions as mailadmin.views
+(require_role outermost, exactly one of require_GET / require_POST, POST-redirect-GET).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from mailadmin import accessmap, audit, catalog, cfbuild, config, overview, work
+from mailadmin.gateway import Mta, MtaError
+from mailadmin.models import AccessEntry, ConfigBuild, InstallJob
+from mailadmin.roles import Role, require_role
+from mailadmin.views import HTMX_STOP_POLLING, get_server, render_page
+
+
+def option_rows(server, compile_options: list[str]) -> list[dict]:
+    current = config.options_of(server)
+    groups: dict[str, list[dict]] = {}
+    for name, spec in catalog.OPTIONS.items():
+        usable, why = catalog.available(spec, compile_options)
+        groups.setdefault(spec.group, []).append(
+            {"name": name, "spec": spec, "value": current.get(name), "usable": usable, "why": why}
+        )
+    return [{"group": group, "options": rows} for group, rows in groups.items()]
+
+
+def feature_rows(server, compile_options: list[str]) -> list[dict]:
+    current = config.features_of(server)
+    rows = []
+    for name, spec in catalog.FEATURES.items():
+        usable, why = catalog.available(spec, compile_options)
+        args = list(current.get(name, ()))
+        rows.append(
+            {
+                "name": name,
+                "spec": spec,
+                "enabled": name in current,
+                "args": [(arg, args[i] if i < len(args) else "") for i, arg in enumerate(spec.args)],
+                "usable": usable,
+                "why": why,
+            }
+        )
+    return rows
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def config_edit(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    compile_options = overview.sendmail_version(mail_server).compile_options
+    context = {
+        "server": mail_server,
+        "option_groups": option_rows(mail_server, compile_options),
+        "features": feature_rows(mail_server, compile_options),
+        "builds": mail_server.builds.select_related("created_by")[:10],
+        "live": cfbuild.live_build(mail_server),
+        "feature_problems": catalog.check_features(config.features_of(mail_server)),
+    }
+    return render_page(request, "mailadmin/config_edit.html", context, section="configuration")
+
+
+def _back_to_config(server) -> HttpResponse:
+    return redirect("config_edit", server=server.name)
+
+
+def _report(request: HttpRequest, what: str, exc: ValidationError) -> None:
+    messages.error(request, f"{what}: " + " ".join(exc.messages))
+
+
+@require_role(Role.ADMINISTRATOR)
+@require_POST
+def option_set(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    name, value = request.POST.get("name", ""), request.POST.get("value", "")
+    try:
+        if request.POST.get("unset"):
+            config.unset_option(mail_server, name, request=request)
+            messages.success(request, f"{name} is back to sendmail's default. Build to apply it.")
+        else:
+            row = config.set_option(mail_server, name, value, request=request)
+            messages.success(request, f"{name} set to {row.value}. Build to apply it.")
+    except ValidationError as exc:
+        _report(request, name or "option", exc)
+    return _back_to_config(mail_server)
+
+
+@require_role(Role.ADMINISTRATOR)
+@require_POST
+def feature_set(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    name = request.POST.get("name", "")
+    enabled = request.POST.get("enabled") == "on"
+    try:
+        config.set_feature(mail_server, name, request.POST.getlist("args"), enabled, request=request)
+        messages.success(request, f"FEATURE({name}) {'on' if enabled else 'off'}. Build to apply it.")
+    except ValidationError as exc:
+        _report(request, f"FEATURE({name})", exc)
+    return _back_to_config(mail_server)
+
+
+@require_role(Role.ADMINISTRATOR)
+@require_POST
+def build_start(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    try:
+        row = config.start_build(mail_server, request=request)
+    except config.BuildRefused as exc:
+        messages.error(request, f"Build refused: {exc}")
+        return _back_to_config(mail_server)
+    return redirect("build_detail", pk=row.pk)
+
+
+def _build_context(row: ConfigBuild) -> dict:
+    return {
+        "build": row,
+        "item": row,
+        "server": row.server,
+        "progress_url": reverse("build_progress", args=[row.pk]),
+        "live": cfbuild.live_build(row.server),
+        "diff_lines": [(line[:1], line) for line in row.diff.splitlines()],
+    }
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def build_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    row = get_object_or_404(ConfigBuild.objects.select_related("server", "created_by"), pk=pk)
+    return render_page(request, "mailadmin/build.html", _build_context(row), section="configuration")
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def build_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    row = get_object_or_404(ConfigBuild.objects.select_related("server"), pk=pk)
+    status = HTMX_STOP_POLLING if row.finished else 200
+    return render(request, "mailadmin/_build_result.html", _build_context(row), status=status)
+
+
+@require_role(Role.ADMINISTRATOR)
+@require_POST
+def build_install(request: HttpRequest, pk: int) -> HttpResponse:
+    row = get_object_or_404(ConfigBuild.objects.select_related("server"), pk=pk)
+    if row.status != work.WorkStatus.DONE:
+        messages.error(request, f"{row.build_id} did not build successfully; there is nothing to install.")
+        return redirect("build_detail", pk=row.pk)
+    rollback = row.server.builds.filter(pk__gt=row.pk, installed_at__isnull=False).exists()
+    with transaction.atomic():
+        job = InstallJob.objects.create(server=row.server, build=row, rollback=rollback, created_by=request.user)
+        audit.record(
+            "cf rollback requested" if rollback else "cf install requested",
+            request=request,
+            server=row.server,
+            target=row.build_id,
+            outcome="queued",
+        )
+        work.dispatch_on_commit(job)
+    return redirect("install_detail", pk=job.pk)
+
+
+def _install_context(job: InstallJob) -> dict:
+    return {"job": job, "item": job, "server": job.server, "progress_url": reverse("install_progress", args=[job.pk])}
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def install_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(InstallJob.objects.select_related("server", "build", "created_by"), pk=pk)
+    return render_page(request, "mailadmin/install.html", _install_context(job), section="configuration")
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def install_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(InstallJob.objects.select_related("server", "build"), pk=pk)
+    status = HTMX_STOP_POLLING if job.finished else 200
+    return render(request, "mailadmin/_work_progress.html", _install_context(job), status=status)
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def access_list(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    context = {
+        "server": mail_server,
+        "entries": mail_server.access_entries.all(),
+        "tags": [(tag, meaning) for tag, (_, _, _, meaning) in accessmap.TAGS.items()],
+        "window": config.options_of(mail_server).get("ConnectionRateWindowSize"),
+        "lookup": request.session.pop("access_lookup", None),
+    }
+    return render_page(request, "mailadmin/access.html", context, section="access")
+
+
+@require_role(Role.ADMINISTRATOR)
+@require_POST
+def access_add(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    post = request.POST
+    try:
+        row = config.add_access_entry(
+            mail_server,
+            post.get("tag", ""),
+            post.get("key", ""),
+            post.get("value", ""),
+            post.get("comment", ""),
+            request=request,
+        )
+        messages.success(request, f"{row.tag}:{row.key} → {row.value} saved. Build and install to apply it.")
+    except ValidationError as exc:
+        _report(request, "Access entry", exc)
+    return redirect("access_list", server=mail_server.name)
+
+
+@require_role(Role.ADMINISTRATOR)
+@require_POST
+def access_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    entry = get_object_or_404(AccessEntry.objects.select_related("server"), pk=pk)
+    server = entry.server
+    config.delete_access_entry(entry, request=request)
+    messages.success(request, f"{entry.tag}:{entry.key} removed. Build and install to apply it.")
+    return redirect("access_list", server=server.name)
+
+
+@require_role(Role.VIEWER)
+@require_POST
+def access_lookup(request: HttpRequest, server: str) -> HttpResponse:
+    """Ask sendmail what the compiled (installed) access map returns for a key."""
+    mail_server = get_server(server)
+    tag, key = request.POST.get("tag", ""), request.POST.get("key", "")
+    try:
+        accessmap.clean_entry(tag, key, "0" if tag in ("ClientRate", "ClientConn", "GreetPause") else "OK")
+        result = Mta(mail_server, user=request.user).map_lookup("access", f"{tag}:{key}")
+        value = accessmap.parse_lookup(result.stdout_text)
+        request.session["access_lookup"] = {"key": f"{tag}:{key}", "value": value, "command": result.command_line}
+    except ValidationError as exc:
+        _report(request, "Lookup", exc)
+    except (MtaError, ValueError) as exc:
+        messages.error(request, f"Lookup failed: {exc}")
+    return redirect("access_list", server=mail_server.name)

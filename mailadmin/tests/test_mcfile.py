@@ -1,0 +1,293 @@
+"""Parsing and rendering .mc files: what is managed, what is kept verbatim, where new lines go,
+and two real-m4 round trips (Debian's stock sendmail.mc and the embedded instance's .mc)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailadmin import catalog, m4safe, mcfile
+from mailadmin.gateway import run_m4
+from mailadmin.instance import Layout, render_embedded_mc
+from mailadmin.mcfile import BuildStamp, FeatureDecl, OptionDefine, Unmanaged
+
+M4 = "/usr/bin/m4"
+CF_TREE = "/usr/share/sendmail/cf"
+STOCK_MC = Path("/etc/mail/sendmail.mc")
+
+SMALL = """divert(-1)dnl
+# a comment with a stray ` quote, ignored before cf.m4
+include(`/usr/share/sendmail/cf/m4/cf.m4')dnl
+divert(0)dnl
+VERSIONID(`small')
+OSTYPE(`debian')dnl
+define(`confCF_VERSION', `old-build')dnl
+define(`confLOG_LEVEL', `9')dnl keep this comment
+define(confTO_CONNECT, 5s)dnl
+define(`confPRIVACY_FLAGS',dnl
+`noexpn,novrfy')dnl
+dnl define(`confMAX_HOP', `30')dnl
+FEATURE(`access_db', `hash -T<TMPF> /etc/mail/access')dnl
+FEATURE(`greet_pause', `1000')dnl
+MAILER(`local')dnl
+MAILER(`smtp')dnl
+"""
+
+
+def managed(doc: mcfile.McDocument) -> list:
+    return [s for s in doc.segments if not isinstance(s, Unmanaged)]
+
+
+def m4_cf(mc_text: str, workdir: Path) -> str:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "t.mc").write_text(mc_text)
+    run_m4(M4, workdir / "t.mc", workdir / "t.cf", timeout=30)
+    return (workdir / "t.cf").read_text()
+
+
+def without_stamps(cf_text: str) -> list[str]:
+    """The cf minus what legitimately differs between two builds: makeinfo's `#####` banner
+    (build time and directory) and the DZ build stamp."""
+    return [line for line in cf_text.splitlines() if not line.startswith(("#####", "DZ"))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+def test_parse_finds_the_managed_lines_and_keeps_everything_else_verbatim():
+    doc = mcfile.parse_mc(SMALL)
+    assert doc.text() == SMALL
+    assert managed(doc) == [
+        BuildStamp("old-build", "dnl\n", "define(`confCF_VERSION', `old-build')dnl\n"),
+        OptionDefine(
+            "confLOG_LEVEL", "9", "dnl keep this comment\n", "define(`confLOG_LEVEL', `9')dnl keep this comment\n"
+        ),
+        OptionDefine("confTO_CONNECT", "5s", "dnl\n", "define(confTO_CONNECT, 5s)dnl\n"),
+        OptionDefine(
+            "confPRIVACY_FLAGS", "noexpn,novrfy", "dnl\n", "define(`confPRIVACY_FLAGS',dnl\n`noexpn,novrfy')dnl\n"
+        ),
+        FeatureDecl(
+            "access_db",
+            ("hash", "/etc/mail/access"),
+            "dnl\n",
+            "FEATURE(`access_db', `hash -T<TMPF> /etc/mail/access')dnl\n",
+        ),
+        FeatureDecl("greet_pause", ("1000",), "dnl\n", "FEATURE(`greet_pause', `1000')dnl\n"),
+    ]
+    assert doc.options() == {"LogLevel": "9", "Timeout.connect": "5s", "PrivacyOptions": "noexpn,novrfy"}
+    assert doc.features() == {"access_db": ("hash", "/etc/mail/access"), "greet_pause": ("1000",)}
+    assert doc.build_stamp() == "old-build"
+    assert doc.notes == []
+
+
+@pytest.mark.parametrize(
+    "text, note",
+    [
+        ("define(`confLOG_LEVEL', `banana')dnl\n", "LogLevel ‘banana’ is kept as written"),
+        ("define(`confLOG_LEVEL', `')dnl\n", "a value is required"),
+        ("define(`confFALLBACK_SMARTHOST', `lower.example.com')dnl\n", "‘lower’ is an m4 macro name"),
+        ("define(`confFALLBACK_SMARTHOST', `Relay.Example.com')dnl\n", "would write it as ‘relay.example.com’"),
+        ("FEATURE(`access_db', `LDAP')dnl\n", "arguments the console does not model"),
+        ("FEATURE(`access_db', `hash /etc/mail/access')dnl\n", "would write its arguments differently"),
+        ("FEATURE(`msp')dnl\n", "FEATURE(msp) is not in the console's catalog"),
+        ("undefine(`confLOG_LEVEL')dnl\n", "changes confLOG_LEVEL in a way the console does not model"),
+        (
+            "define(`confLOG_LEVEL', `9')dnl\ndefine(`confLOG_LEVEL', `12')dnl\n",
+            "LogLevel is given 2 times",
+        ),
+        (
+            "DAEMON_OPTIONS(`Port=25,Name=A')dnl\nDAEMON_OPTIONS(`Port=587,Name=B')dnl\n",
+            "DaemonPortOptions is given 2 times",
+        ),
+    ],
+)
+def test_lines_that_cannot_be_managed_are_kept_with_a_note(text, note):
+    doc = mcfile.parse_mc(text)
+    assert managed(doc) == []
+    assert doc.text() == text
+    assert any(note in n for n in doc.notes), doc.notes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # inside a multi-line ifdef: conditional, so not a plain setting
+        "ifdef(`X', `\ndefine(`confLOG_LEVEL', `9')dnl\n')dnl\n",
+        # inside an unterminated quote that a later line closes
+        "VERSIONID(`one\ndefine(`confLOG_LEVEL', `9')dnl\ntwo')\n",
+        # after changequote nothing can be read reliably
+        "changequote([,])dnl\ndefine([confLOG_LEVEL], [9])dnl\ndefine(`confLOG_LEVEL', `9')dnl\n",
+        # trailing space inside the argument is part of the value for m4
+        "define(`confLOG_LEVEL', `9' )dnl\n",
+        # two constructs on one line
+        "define(`confLOG_LEVEL', `9')define(`confMAX_HOP', `30')dnl\n",
+        # indented: the indentation is output text
+        "  define(`confLOG_LEVEL', `9')dnl\n",
+        # a form feed does not end m4's dnl comment
+        "dnl comment\x0cdefine(`confLOG_LEVEL', `9')dnl\n",
+        # CRLF line ends leave a \r that m4 would output
+        "define(`confLOG_LEVEL', `9')\r\n",
+    ],
+)
+def test_anything_in_doubt_stays_unmanaged(text):
+    doc = mcfile.parse_mc(text)
+    assert managed(doc) == []
+    assert doc.text() == text
+
+
+def test_single_daemon_options_line_is_managed():
+    doc = mcfile.parse_mc("DAEMON_OPTIONS(`Port=2525,Addr=127.0.0.1,Name=MTA-x')dnl\n")
+    assert doc.options() == {"DaemonPortOptions": "Port=2525,Addr=127.0.0.1,Name=MTA-x"}
+
+
+def test_every_example_mc_in_the_tree_reads_back_byte_for_byte():
+    for path in sorted(Path(CF_TREE).rglob("*.mc")) + [STOCK_MC]:
+        text = path.read_text(encoding="latin-1")  # some of the tree's examples are not UTF-8
+        assert mcfile.parse_mc(text).text() == text, path
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def test_unchanged_values_render_the_file_unchanged_apart_from_the_stamp():
+    doc = mcfile.parse_mc(SMALL)
+    out = mcfile.render_mc(doc, doc.options(), doc.features(), "b7")
+    assert out == SMALL.replace("old-build", "b7")
+
+
+def test_changed_values_are_rewritten_in_place_keeping_their_comment():
+    doc = mcfile.parse_mc(SMALL)
+    options = {**doc.options(), "LogLevel": "12"}
+    features = {**doc.features(), "greet_pause": ("2000",)}
+    out = mcfile.render_mc(doc, options, features, "b7")
+    assert "define(`confLOG_LEVEL', `12')dnl keep this comment\n" in out
+    assert "FEATURE(`greet_pause', `2000')dnl\n" in out
+    assert out.count("confLOG_LEVEL") == 1
+
+
+def test_unset_values_are_dropped():
+    doc = mcfile.parse_mc(SMALL)
+    options = {k: v for k, v in doc.options().items() if k != "PrivacyOptions"}
+    out = mcfile.render_mc(doc, options, {"access_db": ("hash", "/etc/mail/access")}, "b7")
+    assert "confPRIVACY_FLAGS" not in out and "noexpn" not in out and "greet_pause" not in out
+
+
+def test_new_options_follow_the_last_option_and_new_features_precede_mailer():
+    doc = mcfile.parse_mc(SMALL)
+    options = {**doc.options(), "SmartHost": "[192.0.2.1]", "MaxDaemonChildren": "20"}
+    features = {**doc.features(), "use_client_ptr": ()}
+    lines = mcfile.render_mc(doc, options, features, "b7").splitlines()
+    privacy_end = lines.index("`noexpn,novrfy')dnl")
+    assert lines[privacy_end + 1 : privacy_end + 3] == [
+        "define(`confMAX_DAEMON_CHILDREN', `20')dnl",
+        "define(`SMART_HOST', `[192.0.2.1]')dnl",
+    ]
+    assert lines[lines.index("MAILER(`local')dnl") - 1] == "FEATURE(`use_client_ptr')dnl"
+
+
+def test_without_options_new_ones_follow_ostype_after_the_stamp():
+    text = "include(`/usr/share/sendmail/cf/m4/cf.m4')dnl\nOSTYPE(`debian')dnl\nMAILER(`local')dnl\n"
+    out = mcfile.render_mc(mcfile.parse_mc(text), {"LogLevel": "9"}, {}, "b1")
+    assert out.splitlines()[1:4] == [
+        "OSTYPE(`debian')dnl",
+        "define(`confCF_VERSION', `b1')dnl",
+        "define(`confLOG_LEVEL', `9')dnl",
+    ]
+
+
+def test_the_stamp_moves_after_ostype_where_debian_m4_cannot_override_it():
+    text = "define(`confCF_VERSION', `early')dnl\nOSTYPE(`debian')dnl\nMAILER(`local')dnl\n"
+    out = mcfile.render_mc(mcfile.parse_mc(text), {}, {}, "b2")
+    assert out == "OSTYPE(`debian')dnl\ndefine(`confCF_VERSION', `b2')dnl\nMAILER(`local')dnl\n"
+
+
+def test_a_new_feature_goes_before_an_existing_one_that_must_follow_it():
+    text = "OSTYPE(`debian')dnl\nFEATURE(`greet_pause', `1000')dnl\nFEATURE(`use_cw_file')dnl\nMAILER(`local')dnl\n"
+    features = {"greet_pause": ("1000",), "use_cw_file": (), "ratecontrol": (), "access_db": ()}
+    lines = mcfile.render_mc(mcfile.parse_mc(text), {}, features, "b3").splitlines()
+    assert lines.index("FEATURE(`access_db')dnl") < lines.index("FEATURE(`greet_pause', `1000')dnl")
+    assert lines.index("FEATURE(`ratecontrol')dnl") < lines.index("MAILER(`local')dnl")
+    assert lines.index("FEATURE(`access_db')dnl") < lines.index("FEATURE(`ratecontrol')dnl")
+
+
+def test_rendering_is_pure():
+    doc = mcfile.parse_mc(SMALL)
+    args = (doc, {"LogLevel": "9", "QueueLA": "8"}, {"access_db": (), "delay_checks": ("friend",)}, "b9")
+    assert mcfile.render_mc(*args) == mcfile.render_mc(*args)
+    assert mcfile.parse_mc(SMALL).segments == doc.segments
+
+
+@pytest.mark.parametrize(
+    "options, features, build_id",
+    [
+        ({"LogLevel": "9\nO QueueDirectory=/tmp/evil"}, {}, "b1"),
+        ({"FallbackSmartHost": "Relay.Example.com"}, {}, "b1"),
+        ({"NoSuchOption": "1"}, {}, "b1"),
+        ({}, {"ratecontrol": ("nodelay",)}, "b1"),
+        ({}, {}, "b1')dnl"),
+        ({}, {}, "dnl"),
+    ],
+)
+def test_render_refuses_values_that_were_not_cleaned(options, features, build_id):
+    with pytest.raises(mcfile.UnsafeValue):
+        mcfile.render_mc(mcfile.parse_mc(SMALL), options, features, build_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Round trips through the real m4
+
+
+def round_trip(text: str, tmp_path: Path) -> tuple[mcfile.McDocument, str, str]:
+    doc = mcfile.parse_mc(text)
+    rendered = mcfile.render_mc(doc, doc.options(), doc.features(), "roundtrip-1")
+    return doc, m4_cf(text, tmp_path / "original"), m4_cf(rendered, tmp_path / "rendered")
+
+
+def test_debians_stock_mc_round_trips_to_the_same_cf(tmp_path):
+    doc, original, rebuilt = round_trip(STOCK_MC.read_text(), tmp_path)
+    assert doc.features() == {
+        "no_default_msa": (),
+        "use_cw_file": (),
+        "access_db": ("", "", "skip"),
+        "greet_pause": ("1000",),
+        "delay_checks": ("friend", "n"),
+        "conncontrol": ("nodelay", "terminate"),
+        "ratecontrol": ("nodelay", "terminate"),
+    }
+    assert doc.options()["ConnectionRateWindowSize"] == "10m"
+    assert "PrivacyOptions" in doc.options()
+    assert without_stamps(rebuilt) == without_stamps(original)
+    assert "DZ8.17.1.9/roundtrip-1" in rebuilt.splitlines()
+
+
+def test_the_embedded_instance_mc_round_trips_to_the_same_cf(tmp_path):
+    layout = Layout(tmp_path / "instance")
+    text = render_embedded_mc(
+        layout,
+        name="rt",
+        hostname="mail.example.test",
+        address="127.0.0.1",
+        port=2525,
+        cf_tree=CF_TREE,
+        queue_dir=str(layout.spool / "mqueue"),
+        pid_file=str(layout.run_dir / "sendmail.pid"),
+        access_path=str(layout.conf("access")),
+    )
+    doc, original, rebuilt = round_trip(text, tmp_path)
+    assert doc.notes == []
+    assert {"SmartHost", "QueueDirectory", "PidFile", "LogLevel", "DaemonPortOptions"} <= set(doc.options())
+    assert set(doc.features()) == {"no_default_msa", "nocanonify", "accept_unresolvable_domains", "access_db"}
+    assert without_stamps(rebuilt) == without_stamps(original)
+
+
+def test_changing_one_imported_option_changes_only_its_cf_line(tmp_path):
+    doc = mcfile.parse_mc(STOCK_MC.read_text())
+    before = m4_cf(mcfile.render_mc(doc, doc.options(), doc.features(), "one"), tmp_path / "before")
+    options = {**doc.options(), "LogLevel": "12", "ConnectionRateWindowSize": "2m"}
+    after = m4_cf(mcfile.render_mc(doc, options, doc.features(), "one"), tmp_path / "after")
+    assert m4safe.check_rendered(after, {"LogLevel": "12", "ConnectionRateWindowSize": "2m"}) == []
+    prefixes = [catalog.OPTIONS[n].expected_line("").rstrip("=") for n in ("LogLevel", "ConnectionRateWindowSize")]
+    assert m4safe.unexpected_changes(before, after, prefixes) == []
