@@ -87,6 +87,13 @@ def option_set(request: HttpRequest, server: str) -> HttpResponse:
         else:
             row = config.set_option(mail_server, name, value, request=request)
             messages.success(request, f"{name} set to {row.value}. Build to apply it.")
+            rate_rows = mail_server.access_entries.filter(tag="ClientRate").count()
+            if name == "ConnectionRateWindowSize" and rate_rows:
+                messages.warning(
+                    request,
+                    f"Every ClientRate row ({rate_rows}) now counts connections per {row.value} instead: "
+                    "check their limits on the access map page.",
+                )
     except ValidationError as exc:
         _report(request, name or "option", exc)
     return _back_to_config(mail_server)
