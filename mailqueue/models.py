@@ -155,6 +155,14 @@ class QueueSample(models.Model):
     def __str__(self) -> str:
         return f"{self.server} at {self.taken:%Y-%m-%d %H:%M}: {self.messages} messages"
 
+    @property
+    def oldest_age_text(self) -> str:
+        minutes = self.oldest_age_seconds // 60
+        if minutes < 120:
+            return f"{minutes} min"
+        hours = minutes // 60
+        return f"{hours} h" if hours < 48 else f"{hours // 24} d {hours % 24} h"
+
 
 class QueueAlertSettings(models.Model):
     """Alert thresholds for one server (empty = no alert), and which of them are crossed right now."""

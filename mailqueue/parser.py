@@ -178,7 +178,7 @@ def _parse_recipient(raw: bytes, pending: Recipient, qf: QueueFile) -> None:
     qf.recipients.append(pending)
 
 
-def _parse_header(raw: bytes, qf: QueueFile) -> None:
+def _parse_header(raw: bytes, qf: QueueFile, wanted: frozenset[bytes] | None) -> None:
     condition = ""
     if raw.startswith(b"?"):
         end = raw.find(b"?", 1)
@@ -191,11 +191,19 @@ def _parse_header(raw: bytes, qf: QueueFile) -> None:
     if not colon or not name.strip():
         qf.problems.append(f"H line without a header name: {decode_text(raw)[:40]!r}")
         return
+    if wanted is not None and name.strip().lower() not in wanted:
+        return
     qf.headers.append(Header(name=decode_text(name.strip()), value=decode_text(value.strip()), condition=condition))
 
 
-def parse_queue_file(data: bytes, *, queue_id: str = "", kind: str = "qf") -> QueueFile:
-    """Read a control file's bytes. Anything odd lands in `problems`; nothing raises for any input."""
+def parse_queue_file(
+    data: bytes, *, queue_id: str = "", kind: str = "qf", only_headers: frozenset[bytes] | None = None
+) -> QueueFile:
+    """Read a control file's bytes. Anything odd lands in `problems`; nothing raises for any input.
+
+    `only_headers` (lower-case names) keeps just those headers: the index needs the Subject
+    only, and decoding the others is most of the parsing time.
+    """
     qf = QueueFile(queue_id=queue_id, kind=kind)
     items, ended = _logical_lines(data)
     qf.truncated = not ended
@@ -252,7 +260,7 @@ def parse_queue_file(data: bytes, *, queue_id: str = "", kind: str = "qf") -> Qu
             _parse_recipient(rest, pending, qf)
             pending = Recipient(address="", controlling_user=pending.controlling_user)
         elif letter == "H":
-            _parse_header(rest, qf)
+            _parse_header(rest, qf, only_headers)
         else:
             qf.problems.append(f"unknown line type {letter!r} (skipped)")
     if qf.version is None and items:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mailadmin.overview import queue_directories
 from mailqueue.parser import QueueFile, parse_queue_file, split_file_name
@@ -18,8 +19,9 @@ CONTROL_FILE_LIMIT = 4 * 1024 * 1024
 BODY_PREVIEW_LIMIT = 16 * 1024
 
 
-@dataclass(frozen=True)
-class ControlFile:
+class ControlFile(NamedTuple):
+    """A control file as readdir + lstat saw it (a tuple: a refresh makes one per queued job)."""
+
     kind: str
     queue_id: str
     path: str
@@ -74,14 +76,14 @@ def scan(queue_dir_setting: str) -> tuple[list[ControlFile], list[str]]:
     return found, errors
 
 
-def read_control(path: str, kind: str, queue_id: str) -> QueueFile | None:
+def read_control(path: str, kind: str, queue_id: str, only_headers: frozenset[bytes] | None = None) -> QueueFile | None:
     """Parse one control file; None when it vanished (sendmail finished or renamed it)."""
     try:
         with open(path, "rb") as handle:
             data = handle.read(CONTROL_FILE_LIMIT + 1)
     except FileNotFoundError:
         return None
-    parsed = parse_queue_file(data[:CONTROL_FILE_LIMIT], queue_id=queue_id, kind=kind)
+    parsed = parse_queue_file(data[:CONTROL_FILE_LIMIT], queue_id=queue_id, kind=kind, only_headers=only_headers)
     if len(data) > CONTROL_FILE_LIMIT:
         parsed.problems.append(f"only the first {CONTROL_FILE_LIMIT} bytes were read")
     return parsed

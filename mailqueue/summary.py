@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db.models import Case, Count, IntegerField, Value, When
@@ -59,3 +60,21 @@ def top_senders(server: MailServer) -> list[dict]:
         .annotate(n=Count("id"))
         .order_by("-n", "sender")[:SENDER_ROWS]
     )
+
+
+@dataclass(frozen=True)
+class StateCounts:
+    queued: int = 0
+    failing: int = 0
+    quarantined: int = 0
+    lost: int = 0
+
+    @property
+    def normal(self) -> int:
+        """Jobs with a qf file: waiting for their first attempt or deferred after one."""
+        return self.queued + self.failing
+
+
+def state_counts(server: MailServer) -> StateCounts:
+    counts = dict(QueueMessage.objects.filter(server=server).order_by().values_list("state").annotate(n=Count("id")))
+    return StateCounts(**{state: counts.get(state, 0) for state in ("queued", "failing", "quarantined", "lost")})

@@ -16,11 +16,11 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from mailadmin import audit, overview, work
+from mailadmin import audit, work
 from mailadmin.models import AuditEvent, MailServer
 from mailadmin.roles import Role, require_role
 from mailadmin.views import HTMX_STOP_POLLING, get_server, render_page
-from mailqueue import spool, stats, summary
+from mailqueue import index, spool, stats, summary
 from mailqueue.forms import AlertSettingsForm, QueueFilterForm, SelectedActionForm, SelectorActionForm
 from mailqueue.models import IndexRefresh, QueueAction, QueueAlertSettings, QueueMessage, QueueSample
 from mailqueue.parser import QUEUE_ID_PATTERN
@@ -53,6 +53,11 @@ def create_action(request: HttpRequest, server: MailServer, **fields) -> QueueAc
 def queue_overview(request: HttpRequest, server: str) -> HttpResponse:
     """The queue list: filters, sort, pages of 50, and the total of all matches."""
     mail_server = get_server(server)
+    refreshed = IndexRefresh.objects.filter(server=mail_server).first()
+    if refreshed is None:
+        # First visit: build the index now rather than show an empty queue until the beat task runs.
+        index.refresh(mail_server)
+        refreshed = IndexRefresh.objects.filter(server=mail_server).first()
     form = QueueFilterForm(request.GET)
     matching = form.filter(QueueMessage.objects.filter(server=mail_server))
     page = Paginator(matching, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -65,8 +70,8 @@ def queue_overview(request: HttpRequest, server: str) -> HttpResponse:
         "query": urlencode(query),
         "query_items": query,
         "sort": form.cleaned_data.get("sort", "") if form.is_valid() else "",
-        "spool": overview.spool_counts(mail_server.queue_dir),
-        "refreshed": IndexRefresh.objects.filter(server=mail_server).first(),
+        "spool": summary.state_counts(mail_server),
+        "refreshed": refreshed,
         "action_form": SelectedActionForm(),
         "selector_form": SelectorActionForm(),
         "recent_actions": QueueAction.objects.filter(server=mail_server).select_related("created_by")[:5],

@@ -8,7 +8,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from mailqueue import index, stats, summary
-from mailqueue.models import QueueAlertSettings, QueueMessage, QueueSample
+from mailqueue.models import IndexRefresh, QueueAlertSettings, QueueMessage, QueueSample
 
 
 def make_row(server, queue_id, domain, hours_old, state="queued", sender="s@x.example"):
@@ -31,6 +31,7 @@ def make_row(server, queue_id, domain, hours_old, state="queued", sender="s@x.ex
 
 def test_domain_by_age_cells_link_to_the_filtered_list(mta_server, client, viewer):
     server = mta_server
+    IndexRefresh.objects.create(server=server, finished=timezone.now())  # as if the beat task had run
     make_row(server, "6AOIGq4n000001", "stuck.example", 0.2)
     make_row(server, "6AOIGq4n000002", "stuck.example", 30)
     make_row(server, "6AOIGq4n000003", "stuck.example", 30, state="quarantined")

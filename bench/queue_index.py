@@ -1,0 +1,197 @@
+"""The queue index against sendmail's own listing, at 10,000 and 100,000 queued messages.
+
+A throw-away embedded instance (no daemon: submissions queue directly with -odq) gets a few
+hundred real submissions, then clones of them under fresh, valid queue ids, as
+../shared/lab/fill-queue.sh does (sendmail lists and runs such clones like real ones). At
+each size, on the same warm spool, it prints as ratios to `sendmail -bp` (run through the
+console's gateway): a full index build, an incremental refresh after 1% of the jobs changed
+(quarantined by one sendmail call), and the queue page's latency (filter + sort + page, and
+the count of matches), median and p95; plus peak memory. Run with `make bench`.
+
+Targets from the issue: full index <= 1x -bp, incremental <= 0.1x -bp, page median <= 50 ms
+and p95 <= 150 ms at 100k, peak memory <= 300 MB.
+"""
+
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = [int(n) for n in os.environ.get("BENCH_QUEUE_SIZES", "10000,100000").split(",")]
+REAL = int(os.environ.get("BENCH_QUEUE_REAL", "400"))
+PAGE_RUNS = int(os.environ.get("BENCH_PAGE_RUNS", "40"))
+BASE60 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx"
+
+
+def submit_real(server, count: int) -> None:
+    def one(number: int) -> None:
+        recipients = [f"rcpt{number}-{j}@dom{number % 50}.remote.example" for j in range(number % 5 + 1)]
+        sender = f"sender{number % 20}@lab.test"
+        pad = "x" * ((number % 7) * 300)
+        text = f"From: {sender}\nTo: {', '.join(recipients)}\nSubject: fill {number}\n\nbody {number}\n{pad}\n"
+        subprocess.run(
+            [server.sendmail_bin, "-C", server.cf_path, "-odq", "-f", sender, *recipients],
+            input=text.encode(),
+            check=True,
+            timeout=120,
+            capture_output=True,
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, range(count)))
+
+
+def clone_to(queue_dir: Path, total: int, rnd: random.Random) -> None:
+    names = os.listdir(queue_dir)
+    ids = {name[2:] for name in names if len(name) == 16}
+    real = sorted(name[2:] for name in names if name.startswith("qf"))
+    sources = [((queue_dir / f"qf{i}").read_bytes(), (queue_dir / f"df{i}").read_bytes()) for i in real[:REAL]]
+    have = sum(1 for name in names if name[:2] in ("qf", "hf"))
+    made = 0
+    while have + made < total:
+        base = rnd.choice(real)
+        new_id = base[:6] + rnd.choice(BASE60) + rnd.choice(BASE60) + f"{rnd.randrange(1000000):06d}"
+        if new_id in ids:
+            continue
+        ids.add(new_id)
+        qf, df = sources[made % len(sources)]
+        for prefix, data in (("df", df), ("qf", qf)):  # data first, like sendmail
+            fd = os.open(queue_dir / f"{prefix}{new_id}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, data)
+            os.close(fd)
+        made += 1
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def peak_mb() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, children
+
+
+def main() -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-queue-", dir=ROOT / "var"))
+    os.environ["MAILADMIN_VAR_DIR"] = str(workdir)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "mailadmin.settings"
+    os.environ["MAILADMIN_STATIC_STORAGE"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
+    sys.path.insert(0, str(ROOT))
+    try:
+        run(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(workdir: Path) -> None:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth.models import Group, User
+    from django.core.management import call_command
+    from django.test import Client
+
+    from mailadmin import instance
+    from mailadmin.gateway import Mta
+    from mailadmin.models import AuditEvent, MailServer
+    from mailqueue import index
+    from mailqueue.forms import QueueFilterForm
+    from mailqueue.models import QueueMessage
+
+    settings.ALLOWED_HOSTS = ["testserver"]
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one
+    call_command("migrate", verbosity=0)
+    fields = instance.embedded_defaults("qbench", Path(settings.MAILADMIN_INSTANCES_DIR) / "qbench", 2598)
+    fields["log_file"] = str(workdir / "syslog")
+    server = MailServer.objects.create(name="qbench", **fields)
+    mta = Mta(server)
+    instance.prepare(server, mta)
+    queue_dir = Path(server.queue_dir)
+
+    started = time.perf_counter()
+    submit_real(server, REAL)
+    print(f"{REAL} real submissions in {time.perf_counter() - started:.1f} s (4 parallel, sendmail -odq)")
+
+    viewer = User.objects.create_user("bench", password="correct horse battery")
+    viewer.groups.add(Group.objects.get_or_create(name="viewer")[0])
+    client = Client()
+    client.force_login(viewer)
+    url = f"/servers/{server.name}/queue/"
+    rnd = random.Random(6)
+
+    print(
+        f"\n{'messages':>9} {'-bp s':>7} {'full index s':>13} {'ratio':>6} {'1% refresh s':>13} {'ratio':>6}"
+        f" {'page med ms':>12} {'p95 ms':>7} {'count med ms':>13} {'p95 ms':>7} {'peak MB (py/sm)':>16}"
+    )
+    for size in SIZES:
+        started = time.perf_counter()
+        clone_to(queue_dir, size, rnd)
+        cloning = time.perf_counter() - started
+
+        mta.sendmail("-bp", action="bench list")  # warm the page cache the same way for both
+        listing = [timed(lambda: mta.sendmail("-bp", action="bench list")) for _ in range(3)]
+        bp = statistics.median(listing)
+
+        QueueMessage.objects.filter(server=server).delete()
+        full = timed(lambda: index.refresh(server))
+        assert QueueMessage.objects.filter(server=server).count() == size, "index and spool disagree"
+
+        changed = rnd.sample(sorted(QueueMessage.objects.values_list("queue_id", flat=True)), size // 100)
+        mta.sendmail("-Qbench change", *[f"-qI{queue_id}" for queue_id in changed], action="bench quarantine")
+        incremental_result = None
+
+        def incremental():
+            nonlocal incremental_result
+            incremental_result = index.refresh(server)
+
+        incremental_seconds = timed(incremental)
+        assert incremental_result.files_read == len(changed), incremental_result
+
+        queries = [
+            {"recipient": "dom7.", "sort": "-size"},
+            {"state": "quarantined", "reason": "bench"},
+            {"sender": "sender3@", "sort": "created", "page": "5"},
+            {"sort": "-attempts", "page": "40"},
+            {"domain": "dom12.remote.example", "age": "1h"},
+        ]
+        pages, counts = [], []
+        for number in range(PAGE_RUNS):
+            query = queries[number % len(queries)]
+            started = time.perf_counter()
+            response = client.get(url, query)
+            pages.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.status_code
+            filters = {k: v for k, v in query.items() if k not in ("sort", "page")}
+            form = QueueFilterForm(filters)
+            started = time.perf_counter()
+            form.filter(QueueMessage.objects.filter(server=server)).count()
+            counts.append((time.perf_counter() - started) * 1000)
+        own, children = peak_mb()
+        print(
+            f"{size:>9} {bp:>7.2f} {full:>13.2f} {full / bp:>5.2f}x {incremental_seconds:>13.3f}"
+            f" {incremental_seconds / bp:>5.2f}x {statistics.median(pages):>12.1f} {percentile(pages, 0.95):>7.1f}"
+            f" {statistics.median(counts):>13.1f} {percentile(counts, 0.95):>7.1f} {own:>9.0f}/{children:.0f}"
+        )
+        print(f"{'':>9} (cloned in {cloning:.1f} s; 1% = {len(changed)} jobs quarantined by one sendmail call)")
+        AuditEvent.objects.all().delete()
+
+
+if __name__ == "__main__":
+    main()
