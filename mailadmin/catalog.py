@@ -2,7 +2,7 @@
 
 Forms, validation, rendering (mcfile) and help pages are derived from here. Names, m4 names and
 defaults come from Debian's sendmail-cf 8.17 tree (cf/m4/proto.m4 `_OPTION(Name, `m4', `default')`
-lines, feature/*.m4 for FEATURE arguments); tests/test_catalog.py checks them against the
+lines, feature/*.m4 for FEATURE arguments); mailadmin/tests/test_catalog.py checks them against the
 installed tree. `since` is the release that introduced the option (long option names date from
 8.7, so older ones say 8.7); `revised` lists releases that changed what it accepts.
 
@@ -355,7 +355,7 @@ _OPTIONS: list[OptionSpec] = [
     OptionSpec(
         "RejectLogInterval",
         "confREJECT_LOG_INTERVAL",
-        IntervalValue("s"),
+        IntervalValue(None),
         "3h",
         CONNECTIONS,
         "While connections are being refused because of load, log that fact once per this interval.",
@@ -391,6 +391,16 @@ _OPTIONS: list[OptionSpec] = [
         "([mail.example.com]) skip the MX lookup of the relay itself.",
         kind=DEFINE,
         cf_template="DS{value}",
+    ),
+    OptionSpec(
+        "MailHub",
+        "MAIL_HUB",
+        RelayValue(allow_mailer=True),
+        "",
+        RELAYING,
+        "Send mail for local users on to this host instead of delivering it here (a central mail store).",
+        kind=DEFINE,
+        cf_template="DH{value}",
     ),
     OptionSpec(
         "FallbackSmartHost",

@@ -440,11 +440,11 @@ _UNIT_NAMES = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "
 
 class IntervalValue(ValueType):
     """A sendmail time: digits with a unit (s m h d w), units combined largest first (1h30m),
-    or a bare number in the option's default unit."""
+    or a bare number in the option's default unit (None: the unit is required)."""
 
     name = "interval"
 
-    def __init__(self, default_unit: str = "m", *, required: bool = True):
+    def __init__(self, default_unit: str | None = "m", *, required: bool = True):
         super().__init__(required=required)
         self.default_unit = default_unit
 
@@ -453,6 +453,8 @@ class IntervalValue(ValueType):
 
     def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
         if re.fullmatch(r"0|[1-9][0-9]{0,8}", raw):
+            if self.default_unit is None:
+                raise self.invalid("Has no unit.")
             return raw
         position, units = 0, []
         for match in _INTERVAL_PART.finditer(raw):
@@ -467,6 +469,8 @@ class IntervalValue(ValueType):
         return raw
 
     def describe(self) -> str:
+        if self.default_unit is None:
+            return "a time with its unit, such as 30m, 3h or 1h30m"
         return f"a time such as 30s, 15m, 1h30m or 2d (a bare number means {_UNIT_NAMES[self.default_unit]})"
 
 

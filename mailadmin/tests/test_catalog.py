@@ -135,6 +135,7 @@ def test_macro_style_entries_are_flagged_and_render_their_own_line():
     assert smart.macro_style and not smart.cf_line
     assert smart.mc_line("[192.0.2.1]") == "define(`SMART_HOST', `[192.0.2.1]')"
     assert smart.expected_line("[192.0.2.1]") == "DS[192.0.2.1]"
+    assert catalog.OPTIONS["MailHub"].expected_line("mailhub.example") == "DHmailhub.example"
     daemon = catalog.OPTIONS["DaemonPortOptions"]
     assert daemon.macro_style and daemon.cf_line
     assert daemon.mc_line("Port=25") == "DAEMON_OPTIONS(`Port=25')"

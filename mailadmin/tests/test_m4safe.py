@@ -151,6 +151,7 @@ def test_every_hostile_value_is_refused_by_every_typed_field_naming_the_rule(tmp
         (m4safe.ListValue(m4safe.WordValue()), "a,b,a", "duplicate", "listed twice"),
         (m4safe.ListValue(m4safe.WordValue()), "a,b(", "bracket", "Item 2: Contains a parenthesis"),
         (m4safe.IntervalValue(), "30m1h", "invalid", "out of order"),
+        (m4safe.IntervalValue(None), "3", "invalid", "Has no unit"),
         (m4safe.DaemonPortValue(), "Port=25,Addr=10.0.0.1,Port=26", "duplicate", "Port= is given twice"),
         (m4safe.DaemonPortValue(), "Port=25,Name=x')dnl", "quote", "single quote"),
         (m4safe.PathValue(), "", "required", "required"),
