@@ -146,14 +146,15 @@ def run(workdir: Path) -> None:
         cloning = time.perf_counter() - started
 
         mta.sendmail("-bp", action="bench list")  # warm the page cache the same way for both
-        listing = [timed(lambda: mta.sendmail("-bp", action="bench list")) for _ in range(3)]
-        bp = statistics.median(listing)
+        # The program's own run time, as the gateway measured it (not the audit row written after it).
+        bp = statistics.median(mta.sendmail("-bp", action="bench list").seconds for _ in range(3))
 
         QueueMessage.objects.filter(server=server).delete()
         full = timed(lambda: index.refresh(server))
         assert QueueMessage.objects.filter(server=server).count() == size, "index and spool disagree"
 
-        changed = rnd.sample(sorted(QueueMessage.objects.values_list("queue_id", flat=True)), size // 100)
+        normal = QueueMessage.objects.filter(state__in=["queued", "failing"]).values_list("queue_id", flat=True)
+        changed = rnd.sample(sorted(normal), size // 100)
         mta.sendmail("-Qbench change", *[f"-qI{queue_id}" for queue_id in changed], action="bench quarantine")
         incremental_result = None
 

@@ -48,8 +48,12 @@ def live_ids(server) -> set[str]:
 
 def colliding_ids(wanted: list[str], live: set[str]) -> set[str]:
     """Ids that are part of another live id: `-qI<id>` would select that other job too."""
-    longer = [other for other in live if any(len(other) > len(w) for w in wanted)]
-    return {w for w in wanted if any(w in other and other != w for other in longer)}
+    if not wanted:
+        return set()
+    # Queue ids have one length in practice, so there is usually nothing longer to look through.
+    shortest = min(len(w) for w in wanted)
+    longer = [other for other in live if len(other) > shortest]
+    return {w for w in wanted if any(len(other) > len(w) and w in other for other in longer)}
 
 
 def reason_of(control: spool.ControlFile) -> str | None:

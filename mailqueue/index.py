@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from mailadmin.models import MailServer
@@ -135,6 +136,17 @@ def _stamp(found: spool.ControlFile) -> tuple:
     return (found.kind, found.queue_dir, found.inode, found.size, found.mtime_ns)
 
 
+def _known_stamps(server: MailServer) -> dict[str, tuple[int, tuple]]:
+    """queue id → (row id, stamp) for every indexed job, read as plain tuples (100k rows are common)."""
+    table = connection.ops.quote_name(QueueMessage._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, queue_id, kind, directory, inode, file_size, mtime_ns FROM {table} WHERE server_id = %s",
+            [server.pk],
+        )
+        return {row[1]: (row[0], row[2:]) for row in cursor.fetchall()}
+
+
 def refresh(server: MailServer) -> RefreshResult:
     """Bring the server's rows in line with its spool, re-reading only control files that changed."""
     started = time.monotonic()
@@ -142,13 +154,7 @@ def refresh(server: MailServer) -> RefreshResult:
     files, result.errors = spool.scan(server.queue_dir)
     current = {found.queue_id: found for found in files}
     result.files_seen = len(current)
-    rows = QueueMessage.objects.filter(server=server)
-    known = {
-        queue_id: (pk, (kind, directory, inode, size, mtime))
-        for pk, queue_id, kind, directory, inode, size, mtime in rows.values_list(
-            "pk", "queue_id", "kind", "directory", "inode", "file_size", "mtime_ns"
-        )
-    }
+    known = _known_stamps(server)
     changed = [found for queue_id, found in current.items() if known.get(queue_id, (0, None))[1] != _stamp(found)]
     gone = [pk for queue_id, (pk, _) in known.items() if queue_id not in current]
     data_dirs = {queue_dir: spool.data_dir(queue_dir) for queue_dir in {found.queue_dir for found in changed}}
@@ -173,6 +179,9 @@ def refresh(server: MailServer) -> RefreshResult:
             "files_read": result.files_read,
             "removed": result.removed,
             "error": "; ".join(result.errors),
+            "state_counts": dict(
+                QueueMessage.objects.filter(server=server).order_by().values_list("state").annotate(n=Count("id"))
+            ),
         },
     )
     return result

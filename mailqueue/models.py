@@ -51,6 +51,9 @@ class QueueMessage(models.Model):
             models.Index(fields=["server", "created"]),
             models.Index(fields=["server", "body_size"]),
             models.Index(fields=["server", "first_domain"]),
+            models.Index(fields=["server", "attempts"]),
+            models.Index(fields=["server", "priority"]),
+            models.Index(fields=["server", "sender"]),
         ]
 
     def __str__(self) -> str:
@@ -71,6 +74,7 @@ class IndexRefresh(models.Model):
     files_read = models.PositiveIntegerField(default=0)
     removed = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    state_counts = models.JSONField(default=dict, blank=True, help_text="state → messages, as of this refresh.")
 
     def __str__(self) -> str:
         return f"index of {self.server} at {self.finished:%Y-%m-%d %H:%M:%S}"

@@ -17,4 +17,5 @@ urlpatterns = [
     path("servers/<slug:server>/queue/alerts/settings/save/", views.alert_settings_save, name="alert_settings_save"),
     path("queue/actions/<int:pk>/", views.action_detail, name="action_detail"),
     path("queue/actions/<int:pk>/progress/", views.action_progress, name="action_progress"),
+    path("queue/actions/<int:pk>/retry/", views.retry_action, name="action_retry"),
 ]

@@ -70,7 +70,7 @@ def queue_overview(request: HttpRequest, server: str) -> HttpResponse:
         "query": urlencode(query),
         "query_items": query,
         "sort": form.cleaned_data.get("sort", "") if form.is_valid() else "",
-        "spool": summary.state_counts(mail_server),
+        "spool": summary.state_counts(refreshed),
         "refreshed": refreshed,
         "action_form": SelectedActionForm(),
         "selector_form": SelectorActionForm(),
@@ -171,6 +171,29 @@ def act_by_selector(request: HttpRequest, server: str) -> HttpResponse:
         debug_level=data["debug_level"],
     )
     messages.info(request, f"{action.get_verb_display().capitalize()} requested.")
+    return redirect("mailqueue:action_detail", pk=action.pk)
+
+
+@require_role(Role.OPERATOR)
+@require_POST
+def retry_action(request: HttpRequest, pk: int) -> HttpResponse:
+    """Run a finished action again with the same inputs; jobs already in the target state are left alone."""
+    previous = _action(pk)
+    if not previous.finished or previous.verb == QueueAction.Verb.REFRESH:
+        messages.error(request, "Only a finished queue action can be run again.")
+        return redirect("mailqueue:action_detail", pk=previous.pk)
+    action = create_action(
+        request,
+        previous.server,
+        verb=previous.verb,
+        queue_ids=previous.queue_ids,
+        selector_kind=previous.selector_kind,
+        selector=previous.selector,
+        negate=previous.negate,
+        reason=previous.reason,
+        debug_level=previous.debug_level,
+    )
+    messages.info(request, f"{action.get_verb_display().capitalize()} requested again.")
     return redirect("mailqueue:action_detail", pk=action.pk)
 
 

@@ -167,7 +167,7 @@ def test_delete_waits_for_a_real_lock_holder_and_never_half_deletes(submit):
     assert run(submit.server, QueueAction.Verb.DELETE, queue_ids=[queue_id]).outcomes[queue_id].startswith("deleted")
 
 
-def test_a_locked_job_is_reported_busy_not_quarantined(submit):
+def test_a_locked_job_is_reported_busy_and_run_again_from_the_page(submit, client, operator):
     (queue_id,) = submit.send()
     holder = LockHolder(submit.path("qf", queue_id))
     try:
@@ -176,8 +176,15 @@ def test_a_locked_job_is_reported_busy_not_quarantined(submit):
         holder.release()
     assert action.outcomes[queue_id].startswith("busy")
     assert submit.kind(queue_id) == "qf"
-    again = run(submit.server, QueueAction.Verb.QUARANTINE, queue_ids=[queue_id], reason="held")
-    assert again.outcomes[queue_id] == "quarantined"
+
+    client.force_login(operator)
+    response = client.post(f"/queue/actions/{action.pk}/retry/")
+    again = QueueAction.objects.exclude(pk=action.pk).get()
+    assert response["Location"] == f"/queue/actions/{again.pk}/"
+    assert (again.verb, again.queue_ids, again.reason) == ("quarantine", [queue_id], "held")
+    assert tasks.run_queue_action(again.pk) == "done"
+    again.refresh_from_db()
+    assert again.outcomes[queue_id] == "quarantined" and submit.kind(queue_id) == "hf"
 
 
 def test_an_id_inside_another_id_is_refused(submit):
