@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from mailadmin import audit, daemon, overview, work
+from mailadmin import audit, cfbuild, daemon, overview, work
 from mailadmin.forms import AuditFilterForm, MailServerForm, ServiceActionForm
 from mailadmin.models import AuditEvent, MailServer, ServiceAction
 from mailadmin.roles import Role, require_role
@@ -121,6 +121,8 @@ def dashboard(request: HttpRequest, server: str) -> HttpResponse:
         "status": summary.status,
         "checked": timezone.now(),
         "verbs": ServiceAction.Verb,
+        "live_build": cfbuild.live_build(mail_server),
+        "last_build": mail_server.builds.first(),
     }
     return render_page(request, "mailadmin/dashboard.html", context, section="dashboard")
 
