@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ def attempt_delivery(submit, queue_id):
     """A queue run for one job; sendmail skips a job a concurrent queue run holds (exit 0), so retry."""
 
     def attempted():
-        Mta(submit.server).sendmail(f"-qI{queue_id}", action="queue run")
+        # -v keeps sendmail in the foreground until the job is written back.
+        Mta(submit.server).sendmail(f"-qI{queue_id}", "-v", action="queue run")
         return b"\nN0\n" not in submit.path("qf", queue_id).read_bytes()
 
     wait_for(attempted, 30, f"a delivery attempt of {queue_id}", interval=0.5)
@@ -154,3 +156,49 @@ def test_the_message_page_reads_the_spool_and_escapes_everything(submit, client,
     gone = client.get(f"/servers/{submit.server.name}/queue/messages/6AOIAAAA999999/")
     assert gone.status_code == 200 and b"not in the queue" in gone.content
     assert client.get(f"/servers/{submit.server.name}/queue/messages/not-an-id/").status_code == 404
+
+
+XSS_PAYLOADS = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "<svg/onload=alert(1)>",
+    "javascript:alert(1)",
+    "<iframe src=//evil.example>",
+    "' onmouseover='alert(1)",
+    "</textarea><script>x</script>",
+    "<a href=javascript:alert(1)>x</a>",
+    "{{ 7*7 }}{% debug %}",
+    "\u202e<b>rtl</b>",
+]
+
+
+class InjectedNodes(HTMLParser):
+    """Counts elements and event-handler attributes the page did not put there itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "img", "svg", "iframe") and not any(
+            n == "src" and "/static/" in (v or "") for n, v in attrs
+        ):
+            self.found.append(tag)
+        self.found += [name for name, _ in attrs if name.startswith("on")]
+
+
+def test_hostile_headers_render_as_text_on_every_queue_page(submit, client, viewer):
+    ids = []
+    for payload in XSS_PAYLOADS:
+        ids += submit.send(subject=payload, headers=f"X-Payload: {payload}\r\nFrom: {payload}\r\n", body=payload)
+    index.refresh(submit.server)
+    client.force_login(viewer)
+    pages = [client.get(f"/servers/{submit.server.name}/queue/", {"sort": "-created"})]
+    pages += [client.get(f"/servers/{submit.server.name}/queue/messages/{queue_id}/") for queue_id in ids]
+    pages.append(client.get(f"/servers/{submit.server.name}/queue/summary/"))
+    for page in pages:
+        assert page.status_code == 200
+        parser = InjectedNodes()
+        parser.feed(page.content.decode())
+        assert parser.found == [], parser.found
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[1].content.decode()
