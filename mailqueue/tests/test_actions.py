@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 
 from conftest import wait_for
 from mailadmin.gateway import Mta
@@ -325,3 +326,51 @@ def test_a_worker_lost_after_sendmail_ran_causes_no_second_effect(submit):
     assert set(action.outcomes.values()) == {"quarantined (already, same reason)"}
     calls = AuditEvent.objects.filter(action="queue quarantine", argv__isnull=False)
     assert calls.count() == 1
+
+
+@pytest.mark.faults
+def test_killing_the_pool_child_mid_action_loses_nothing(worker, submit):
+    """F1: sendmail hangs on a relay that accepts and never greets; the pool child dies mid-task."""
+    import os
+    import signal
+    import socket
+
+    from mailadmin import work
+
+    ids = submit.send(3, recipients=("t@tarpit.example",))
+    tarpit = socket.socket()
+    tarpit.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tarpit.bind(("127.0.0.2", 2))  # the instance's relay target: connections now wait for a greeting
+    tarpit.listen(16)
+    try:
+        action = QueueAction.objects.create(server=submit.server, verb=QueueAction.Verb.DELIVER, queue_ids=ids)
+        assert work.publish(action)
+        wait_for(
+            lambda: QueueAction.objects.get(pk=action.pk).status == "running" and tarpit_has_a_caller(tarpit),
+            30,
+            "sendmail to reach the tarpit",
+        )
+        os.kill(QueueAction.objects.get(pk=action.pk).worker_pid, signal.SIGKILL)
+    finally:
+        tarpit.close()  # pending connections are reset: the orphaned sendmail defers and exits
+
+    def finished():
+        with override_settings(WORK_REDISPATCH_SECONDS=1):
+            work.sweep()
+        return QueueAction.objects.get(pk=action.pk).finished
+
+    wait_for(finished, 90, "the action to finish after the worker child died", interval=1)
+    action.refresh_from_db()
+    assert action.status == "done", (action.error, worker.log()[-3000:])
+    assert action.attempt == 2
+    assert sorted(action.outcomes) == sorted(ids), "one outcome per id, none missing"
+    assert all(outcome.split(":")[0] in ("attempted", "busy") for outcome in action.outcomes.values())
+    assert all(submit.kind(queue_id) == "qf" and submit.path("df", queue_id).exists() for queue_id in ids)
+    done = AuditEvent.objects.filter(action="queue deliver", argv__isnull=True, outcome="ok")
+    assert done.count() == 1
+
+
+def tarpit_has_a_caller(tarpit) -> bool:
+    import select
+
+    return bool(select.select([tarpit], [], [], 0)[0])
