@@ -20,7 +20,7 @@ from django.utils import timezone
 from mailadmin.models import MailServer
 from mailqueue import spool
 from mailqueue.models import IndexRefresh, QueueMessage
-from mailqueue.parser import QueueFile
+from mailqueue.parser import QueueFile, strip_angles
 
 WRITE_BATCH = 500
 INDEXED_HEADERS = frozenset({b"subject"})
@@ -74,7 +74,7 @@ def row_for(server: MailServer, found: spool.ControlFile, parsed: QueueFile, dat
         body_size = os.stat(os.path.join(parsed.data_dir or data_dir, f"df{found.queue_id}")).st_size
     except OSError:
         body_size = None
-    addresses = [r.address for r in parsed.recipients]
+    addresses = [strip_angles(r.address) for r in parsed.recipients]
     return {
         "server": server.pk,
         "queue_id": found.queue_id,

@@ -37,6 +37,7 @@ def test_real_submissions_are_indexed_and_only_changes_are_reread(submit):
     row = rows[ids[0]]
     assert row.sender == "carol@client.example" and row.recipient_count == 2
     assert row.first_domain == "idx.example" and row.state == "queued"
+    assert row.recipient_list == ["x1@idx.example", "x2@idx.example"]
     assert row.subject == "queued 0" and row.body_size > 0 and row.created is not None
 
     assert index.refresh(submit.server).files_read == 0
