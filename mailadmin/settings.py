@@ -4,6 +4,7 @@ Everything that differs between machines comes from the environment (MAILADMIN_*
 defaults that make `make run` work on a fresh checkout: state lives under var/.
 """
 
+import base64
 import os
 import secrets
 from pathlib import Path
@@ -185,6 +186,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-work-rows": {"task": "mailadmin.tasks.sweep_work", "schedule": float(WORK_SWEEP_SECONDS)},
     "refresh-queue-indexes": {"task": "mailqueue.tasks.refresh_indexes", "schedule": 60.0},
     "sample-queues": {"task": "mailqueue.tasks.sample_queues", "schedule": 300.0},
+    "check-certificate-expiry": {"task": "tlsconfig.tasks.check_expiry", "schedule": 86400.0},
 }
 
 # --- The managed MTAs.
@@ -207,3 +209,22 @@ MAILADMIN_INSTANCES_DIR = VAR_DIR / "instances"
 MAILADMIN_LOCAL_PORT = env_int("MAILADMIN_LOCAL_PORT", 2525)
 MAILADMIN_LOG_SINK = VAR_DIR / "log" / "syslog"
 MAILADMIN_COMMAND_TIMEOUT = env_int("MAILADMIN_COMMAND_TIMEOUT", 120)
+
+
+# --- Private keys at rest (tlsconfig.keystore): Fernet keys kept apart from SECRET_KEY and the database.
+# MAILADMIN_KEYS is a comma-separated list, newest first (older ones still decrypt: rotation);
+# without it the list is read from var/keys, created 0600 with one fresh key on first use.
+def load_key_encryption_keys() -> list[str]:
+    from_env = os.environ.get("MAILADMIN_KEYS")
+    if from_env:
+        return [key.strip() for key in from_env.split(",") if key.strip()]
+    key_file = Path(env_str("MAILADMIN_KEYS_FILE", str(VAR_DIR / "keys")))
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() + "\n")
+    return [line.strip() for line in key_file.read_text().splitlines() if line.strip()]
+
+
+MAILADMIN_KEYS = load_key_encryption_keys()

@@ -1,24 +1,201 @@
+"""TLS pages: thin views over tlsconfig.store, jobs, deploy and probe (same conventions as mailadmin.views)."""
+
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 
 from mailadmin import overview
-from mailadmin.roles import Role, require_role
-from mailadmin.views import get_server, render_page
-from tlsconfig import facts
+from mailadmin.roles import Role, has_role, require_role
+from mailadmin.views import HTMX_STOP_POLLING, get_server, render_page
+from tlsconfig import facts, jobs, pki, probe, store
+from tlsconfig.forms import DeployForm, GenerateForm, UploadForm
+from tlsconfig.models import Certificate, Deployment, TlsJob
+
+
+def store_context(mail_server, request, **forms) -> dict:
+    return {
+        "server": mail_server,
+        "certificates": mail_server.tls_certificates.select_related("private_key", "issuer_ca"),
+        "crls": mail_server.tls_crls.select_related("ca"),
+        "dh_parameters": mail_server.tls_dh_parameters.all(),
+        "requests": mail_server.tls_requests.select_related("certificate"),
+        "jobs": mail_server.tls_jobs.all()[:8],
+        "deployments": mail_server.tls_deployments.select_related("server_certificate", "build")[:5],
+        "generate_form": forms.get("generate_form") or GenerateForm(server=mail_server),
+        "deploy_form": forms.get("deploy_form") or DeployForm(server=mail_server),
+        "can_administer": has_role(request.user, Role.ADMINISTRATOR),
+        "warnings": jobs.expiry_warnings(mail_server),
+    }
+
+
+def overview_context(mail_server, request, **forms) -> dict:
+    cf = overview.installed_cf(mail_server)
+    return store_context(mail_server, request, **forms) | {
+        "cf": cf,
+        "cert_dir": facts.path_facts(mail_server.cert_dir),
+        "options": facts.tls_options(cf),
+        "ehlo": facts.ehlo(mail_server.smtp_address, mail_server.smtp_port),
+    }
 
 
 @require_role(Role.VIEWER)
 @require_GET
 def tls_overview(request: HttpRequest, server: str) -> HttpResponse:
     mail_server = get_server(server)
-    cf = overview.installed_cf(mail_server)
+    return render_page(request, "tlsconfig/overview.html", overview_context(mail_server, request), section="tls")
+
+
+def upload_response(request, mail_server, form, status=200) -> HttpResponse:
+    context = {"server": mail_server, "form": form, "limits": (pki.MAX_PEM_BYTES, pki.MAX_CRL_BYTES)}
+    page = render_page(request, "tlsconfig/upload.html", context, section="tls")
+    page.status_code = status
+    return page
+
+
+@require_role(Role.ADMINISTRATOR)
+@require_GET
+def upload_form(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    return upload_response(request, mail_server, UploadForm(server=mail_server, initial=request.GET.dict()))
+
+
+@require_role(Role.ADMINISTRATOR)
+@require_POST
+def upload(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    form = UploadForm(request.POST, request.FILES, server=mail_server)
+    if not form.is_valid():
+        return upload_response(request, mail_server, form, status=400)
+    data = form.cleaned_data
+    try:
+        if data["kind"] == "crl":
+            row = store.store_crl(mail_server, data["file"], data["ca"], request=request)
+            messages.success(request, f"CRL of {row.issuer} stored ({row.revoked} revoked).")
+            return redirect("tlsconfig:overview", server=mail_server.name)
+        if data["kind"] == "dh":
+            row = store.store_dh_parameters(mail_server, data["file"], request=request)
+            messages.success(request, f"DH parameters ({row.bits} bits) stored.")
+            return redirect("tlsconfig:overview", server=mail_server.name)
+        certificate = store.store_certificate(
+            mail_server,
+            data["kind"],
+            data["file"],
+            key_data=data["key_file"],
+            passphrase=data["passphrase"],
+            ca=data["ca"],
+            accept_out_of_dates=data["accept_out_of_dates"],
+            request=request,
+        )
+    except pki.PkiError as exc:
+        form.add_error(None, str(exc))
+        return upload_response(request, mail_server, form, status=400)
+    messages.success(request, f"{certificate.get_role_display().capitalize()} stored.")
+    return redirect("tlsconfig:certificate", pk=certificate.pk)
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    certificate = get_object_or_404(Certificate.objects.select_related("server", "private_key", "issuer_ca"), pk=pk)
+    context = {"server": certificate.server, "certificate": certificate, "issued": certificate.issued.all()}
+    return render_page(request, "tlsconfig/certificate.html", context, section="tls")
+
+
+@require_role(Role.ADMINISTRATOR)
+@require_POST
+def generate(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    form = GenerateForm(request.POST, server=mail_server)
+    if not form.is_valid():
+        context = overview_context(mail_server, request, generate_form=form)
+        page = render_page(request, "tlsconfig/overview.html", context, section="tls")
+        page.status_code = 400
+        return page
+    job = jobs.start_job(mail_server, form.cleaned_data["kind"], form.params(), request=request)
+    return redirect("tlsconfig:job", pk=job.pk)
+
+
+def job_context(job: TlsJob) -> dict:
+    return {
+        "job": job,
+        "item": job,
+        "server": job.server,
+        "progress_url": reverse("tlsconfig:job_progress", args=[job.pk]),
+    }
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(TlsJob.objects.select_related("server", "certificate", "request"), pk=pk)
+    return render_page(request, "tlsconfig/job.html", job_context(job), section="tls")
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def job_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(TlsJob.objects.select_related("server", "certificate", "request"), pk=pk)
+    status = HTMX_STOP_POLLING if job.finished else 200
+    return render(request, "tlsconfig/_job_result.html", job_context(job), status=status)
+
+
+@require_role(Role.ADMINISTRATOR)
+@require_POST
+def deploy(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    form = DeployForm(request.POST, server=mail_server)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{field.replace('_', ' ')}: {' '.join(errors)}")
+        return redirect("tlsconfig:overview", server=mail_server.name)
+    row = jobs.start_deployment(mail_server, form.cleaned_data, request=request)
+    return redirect("tlsconfig:deployment", pk=row.pk)
+
+
+def deployment_context(row: Deployment) -> dict:
+    return {
+        "deployment": row,
+        "item": row,
+        "server": row.server,
+        "progress_url": reverse("tlsconfig:deployment_progress", args=[row.pk]),
+    }
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    row = get_object_or_404(Deployment.objects.select_related("server", "server_certificate", "build"), pk=pk)
+    return render_page(request, "tlsconfig/deployment.html", deployment_context(row), section="tls")
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def deployment_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    row = get_object_or_404(Deployment.objects.select_related("server", "build"), pk=pk)
+    status = HTMX_STOP_POLLING if row.finished else 200
+    return render(request, "tlsconfig/_deployment_result.html", deployment_context(row), status=status)
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def probe_page(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    with_client = request.GET.get("client") == "1"
     context = {
         "server": mail_server,
-        "cf": cf,
-        "cert_dir": facts.path_facts(mail_server.cert_dir),
-        "options": facts.tls_options(cf),
-        "ehlo": facts.ehlo(mail_server.smtp_address, mail_server.smtp_port),
+        "with_client": with_client,
+        **probe.probe_server(mail_server, with_client_certificate=with_client),
     }
-    return render_page(request, "tlsconfig/overview.html", context, section="tls")
+    return render_page(request, "tlsconfig/probe.html", context, section="tls")
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def dashboard_panel(request: HttpRequest, server: str) -> HttpResponse:
+    mail_server = get_server(server)
+    context = {"server": mail_server, "warnings": jobs.expiry_warnings(mail_server)}
+    return render(request, "tlsconfig/_dashboard_panel.html", context)

@@ -10,9 +10,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from mailadmin.models import AccessEntry, AuditEvent, ConfigBuild, InstallJob, MailServer, ServiceAction
 from mailadmin.roles import Role
+from tlsconfig.models import Certificate, Deployment, TlsJob
 
 PUBLIC = {"login"}
 SESSION = {"logout"}
@@ -63,6 +65,24 @@ def scene(db):
     build = ConfigBuild.objects.create(pk=action.pk, server=server, mc_text="dnl\n")
     InstallJob.objects.create(pk=action.pk, server=server, build=build)
     AccessEntry.objects.create(pk=action.pk, server=server, tag="Connect", key="192.0.2", value="REJECT")
+    certificate = Certificate.objects.create(
+        pk=action.pk,
+        server=server,
+        role=Certificate.Role.CA,
+        pem="-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+        subject="CN=Scene CA",
+        issuer="CN=Scene CA",
+        serial="1",
+        sha256="0" * 64,
+        not_before=timezone.now(),
+        not_after=timezone.now(),
+        key_type="ECDSA",
+        key_bits=256,
+        public_sha256="0" * 64,
+        origin="uploaded",
+    )
+    TlsJob.objects.create(pk=action.pk, server=server, kind=TlsJob.Kind.CA)
+    Deployment.objects.create(pk=action.pk, server=server, ca=certificate, server_certificate=certificate)
     return server, action
 
 
@@ -73,6 +93,9 @@ def snapshot():
         list(ConfigBuild.objects.values()),
         list(InstallJob.objects.values()),
         list(AccessEntry.objects.values()),
+        list(Certificate.objects.values()),
+        list(TlsJob.objects.values()),
+        list(Deployment.objects.values()),
         list(User.objects.values("id", "username", "password", "is_active")),
         AuditEvent.objects.exclude(outcome=AuditEvent.Outcome.DENIED).count(),
     )

@@ -1,0 +1,130 @@
+"""Test material made with cryptography: a CA, certificates signed by it, keys, CRLs, DH parameters."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dh, ec, rsa
+
+from tlsconfig import generate, pki
+
+
+def pem(obj) -> bytes:
+    if isinstance(obj, x509.Certificate | x509.CertificateRevocationList):
+        return obj.public_bytes(serialization.Encoding.PEM)
+    return pki.private_key_pem(obj)
+
+
+def der(obj) -> bytes:
+    if isinstance(obj, x509.Certificate | x509.CertificateRevocationList):
+        return obj.public_bytes(serialization.Encoding.DER)
+    return obj.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def encrypted_pem(key, passphrase: str) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase.encode()),
+    )
+
+
+def crl_of(ca_cert, ca_key, revoked_serials=(), next_update_days=30):
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - timedelta(minutes=1))
+        .next_update(now + timedelta(days=next_update_days))
+    )
+    for serial in revoked_serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        )
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def certificate_with_dates(ca_cert, ca_key, key, not_before, not_after, common_name="dated.example.org"):
+    return (
+        x509.CertificateBuilder()
+        .subject_name(generate.name(common_name))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+@dataclass
+class Material:
+    ca_key: object
+    ca: x509.Certificate
+    server_key: object
+    server: x509.Certificate
+    client_key: object
+    client: x509.Certificate
+    other_ca_key: object
+    other_ca: x509.Certificate
+    stranger: x509.Certificate  # signed by the other CA
+    expired: x509.Certificate
+    not_yet_valid: x509.Certificate
+    weak_key: object
+    weak: x509.Certificate
+    crl: x509.CertificateRevocationList
+    foreign_crl: x509.CertificateRevocationList
+    small_dh: dh.DHParameters
+
+
+@pytest.fixture(scope="session")
+def material() -> Material:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = generate.make_ca(ca_key, "Test CA", 30)
+    other_ca_key = ec.generate_private_key(ec.SECP256R1())
+    other_ca = generate.make_ca(other_ca_key, "Other CA", 30)
+    server_key = rsa.generate_private_key(65537, 2048)
+    server = generate.issue(ca, ca_key, server_key.public_key(), "mx.example.org", ["mx.example.org"], 30, client=False)
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = generate.issue(ca, ca_key, client_key.public_key(), "client.example.org", [], 30, client=True)
+    stranger_key = ec.generate_private_key(ec.SECP256R1())
+    stranger = generate.issue(other_ca, other_ca_key, stranger_key.public_key(), "mx.example.org", [], 30, client=False)
+    now = datetime.now(UTC)
+    expired = certificate_with_dates(ca, ca_key, server_key, now - timedelta(days=60), now - timedelta(days=1))
+    not_yet_valid = certificate_with_dates(ca, ca_key, server_key, now + timedelta(days=2), now + timedelta(days=20))
+    weak_key = rsa.generate_private_key(65537, 1024)
+    weak = generate.issue(ca, ca_key, weak_key.public_key(), "weak.example.org", [], 30, client=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        small_dh = dh.generate_parameters(2, 1024)
+    return Material(
+        ca_key=ca_key,
+        ca=ca,
+        server_key=server_key,
+        server=server,
+        client_key=client_key,
+        client=client,
+        other_ca_key=other_ca_key,
+        other_ca=other_ca,
+        stranger=stranger,
+        expired=expired,
+        not_yet_valid=not_yet_valid,
+        weak_key=weak_key,
+        weak=weak,
+        crl=crl_of(ca, ca_key, [server.serial_number]),
+        foreign_crl=crl_of(other_ca, other_ca_key),
+        small_dh=small_dh,
+    )
+
+
+@pytest.fixture(scope="session")
+def dh_2048() -> dh.DHParameters:
+    """Generated once per session, the slow way the console does it."""
+    return generate.generate_dh_parameters(2048, lambda elapsed: None)
