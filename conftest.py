@@ -244,6 +244,28 @@ def mta_instance(django_db_setup, django_db_blocker):
         stop_instance(fields)
 
 
+@pytest.fixture(scope="module")
+def private_instance(django_db_setup, django_db_blocker):
+    """A sendmail daemon of the test module's own: its limits and certificates reach no other module."""
+    with django_db_blocker.unblock():
+        fields = start_instance()
+    yield fields
+    with django_db_blocker.unblock():
+        stop_instance(fields)
+
+
+@pytest.fixture
+def private_console(db, private_instance, administrator, client):
+    """The module's own instance imported into rows, and an administrator's logged-in client."""
+    from mailadmin import config
+
+    server = instance_row(private_instance)
+    config.import_mc(server, Path(server.mc_path).read_text())
+    config.import_access(server, Path(server.access_path).read_text())
+    client.force_login(administrator)
+    return server, client
+
+
 @pytest.fixture
 def mta_server(db, mta_instance):
     """The session's instance as a MailServer row, with its daemon answering.

@@ -8,35 +8,12 @@ there, so they never count against the limits under test.
 
 import socket
 import time
-from pathlib import Path
 
-import pytest
-
-from conftest import instance_row, start_instance, stop_instance
-from mailadmin import config, daemon, tasks
+from mailadmin import daemon, tasks
 from mailadmin.models import ConfigBuild, InstallJob
 from mailadmin.work import WorkStatus
 
 CLIENT = "127.0.0.2"
-
-
-@pytest.fixture(scope="module")
-def proof_fields(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        fields = start_instance()
-    yield fields
-    with django_db_blocker.unblock():
-        stop_instance(fields)
-
-
-@pytest.fixture
-def console(db, proof_fields, administrator, client):
-    """The module's instance imported into rows, and an administrator's browser session."""
-    server = instance_row(proof_fields)
-    config.import_mc(server, Path(server.mc_path).read_text())
-    config.import_access(server, Path(server.access_path).read_text())
-    client.force_login(administrator)
-    return server, client
 
 
 def post(client, path: str, data: dict) -> None:
@@ -76,8 +53,8 @@ def greeting(server) -> str:
     return first
 
 
-def test_client_rate_limits_the_third_connection_in_the_window(console):
-    server, client = console
+def test_client_rate_limits_the_third_connection_in_the_window(private_console):
+    server, client = private_console
     post(
         client,
         f"/servers/{server.name}/config/feature/",
@@ -93,8 +70,8 @@ def test_client_rate_limits_the_third_connection_in_the_window(console):
     assert replies[2] == "421 4.3.2 Connection rate limit exceeded."
 
 
-def test_client_conn_refuses_a_second_simultaneous_connection(console):
-    server, client = console
+def test_client_conn_refuses_a_second_simultaneous_connection(private_console):
+    server, client = private_console
     post(
         client,
         f"/servers/{server.name}/config/feature/",
@@ -113,8 +90,8 @@ def test_client_conn_refuses_a_second_simultaneous_connection(console):
     assert second_reply == "421 4.3.2 Too many open connections."
 
 
-def test_greet_pause_rejects_a_client_that_talks_first(console):
-    server, client = console
+def test_greet_pause_rejects_a_client_that_talks_first(private_console):
+    server, client = private_console
     post(client, f"/servers/{server.name}/config/feature/", {"name": "greet_pause", "enabled": "on", "args": []})
     post(client, f"/servers/{server.name}/access/add/", {"tag": "GreetPause", "key": CLIENT, "value": "1500"})
     build_and_install(server, client)
