@@ -7,15 +7,19 @@ show what was served.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import re
 import smtplib
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
 
-from mailadmin import overview
-from mailadmin.models import MailServer
+from mailadmin import audit, overview
+from mailadmin.models import AuditEvent, MailServer
 from tlsconfig import pki
 from tlsconfig.facts import EHLO_NAME, path_facts
 
@@ -201,3 +205,130 @@ def probe_server(server: MailServer, *, with_client_certificate: bool = False) -
         "key_problems": key_mode_problems(cf) if cf.exists else [],
         "complaints": daemon_complaints(server),
     }
+
+
+# --- The probe message: what sendmail itself recorded about the TLS session -------------------------
+
+RECEIVED_LINE = re.compile(r"H(\?[^?]*\?)?Received:")
+RECEIVED_TLS = re.compile(r"\(version=(\S+) cipher=(\S+) bits=(\S+) verify=(\S+)\)")
+QUEUE_ID_REPLY = re.compile(r"\b([0-9A-Za-z]{8}[0-9]{5,10})\b")
+LOCK_ATTEMPTS = 20
+
+
+@dataclass
+class MessageProbe:
+    queue_id: str = ""
+    received: str = ""
+    recorded: dict[str, str] = field(default_factory=dict)
+    removed: bool = False
+    error: str = ""
+
+
+def send_probe_message(
+    server: MailServer, context: ssl.SSLContext, recipient: str, timeout: float = 10.0
+) -> tuple[str, str]:
+    """One message over STARTTLS; returns (queue id, the server's reply to DATA)."""
+    smtp = smtplib.SMTP(server.smtp_address, server.smtp_port, local_hostname=EHLO_NAME, timeout=timeout)
+    try:
+        smtp.starttls(context=context)
+        smtp.ehlo()
+        body = (
+            f"From: mailadmin probe <postmaster@{server.hostname}>\r\nTo: <{recipient}>\r\n"
+            "Subject: mailadmin STARTTLS probe\r\n\r\nRemoved by the console as soon as it is read.\r\n"
+        )
+        smtp.mail(f"postmaster@{server.hostname}")
+        code, reply = smtp.rcpt(recipient)
+        if code >= 400:
+            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+        code, reply = smtp.data(body.encode())
+        text = reply.decode("utf-8", "replace")
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+    finally:
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
+    found = QUEUE_ID_REPLY.search(text.replace("2.0.0", ""))
+    if not found:
+        raise smtplib.SMTPResponseException(code, f"no queue id in the reply: {text}".encode())
+    return found.group(1), text
+
+
+def queue_file(server: MailServer, prefix: str, queue_id: str) -> Path | None:
+    for directory in overview.queue_directories(server.queue_dir):
+        for candidate in (Path(directory) / f"{prefix}{queue_id}", Path(directory) / prefix / f"{prefix}{queue_id}"):
+            if candidate.exists():
+                return candidate
+    return None
+
+
+def received_header(qf_bytes: bytes) -> str:
+    """The first Received: header of a qf file (H line plus its TAB continuation lines), unfolded."""
+    lines = qf_bytes.decode("latin-1").split("\n")
+    for index, line in enumerate(lines):
+        if RECEIVED_LINE.match(line):
+            parts = [line.split("Received:", 1)[1]]
+            for follow in lines[index + 1 :]:
+                if not follow.startswith("\t"):
+                    break
+                parts.append(follow.strip())
+            return " ".join(part.strip() for part in parts)
+    return ""
+
+
+def remove_queued(qf: Path, df: Path | None) -> bool:
+    """Delete the probe's qf/df under sendmail's own lock (flock), so a queue run never sees half of it."""
+    for _ in range(LOCK_ATTEMPTS):
+        fd = os.open(qf, os.O_RDWR | os.O_NOFOLLOW)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                time.sleep(0.1)
+                continue
+            qf.unlink()
+            if df is not None:
+                df.unlink(missing_ok=True)
+            return True
+        finally:
+            os.close(fd)
+    return False
+
+
+def probe_message(server: MailServer, *, with_client_certificate: bool, user=None) -> MessageProbe:
+    options = {option.name: option.value for option in overview.installed_cf(server).active_options}
+    ca_file = options.get("CACertFile") if Path(options.get("CACertFile", "/nonexistent")).is_file() else None
+    client_pair = None
+    if with_client_certificate and options.get("ClientCertFile") and options.get("ClientKeyFile"):
+        client_pair = (options["ClientCertFile"], options["ClientKeyFile"])
+    outcome = MessageProbe()
+    try:
+        outcome.queue_id, _ = send_probe_message(
+            server, client_context(ca_file, client_pair), f"postmaster@{server.hostname}"
+        )
+    except (OSError, ValueError, smtplib.SMTPException) as exc:
+        outcome.error = f"The probe message was not accepted: {exc}"
+        return outcome
+    qf = queue_file(server, "qf", outcome.queue_id)
+    if qf is None:
+        outcome.error = f"{outcome.queue_id} is not in the queue directory (was it delivered at once?)"
+        return outcome
+    outcome.received = received_header(qf.read_bytes())
+    found = RECEIVED_TLS.search(outcome.received)
+    if found:
+        outcome.recorded = dict(
+            zip(("${tls_version}", "${cipher}", "${cipher_bits}", "${verify}"), found.groups(), strict=True)
+        )
+    outcome.removed = remove_queued(qf, queue_file(server, "df", outcome.queue_id))
+    if not outcome.removed:
+        outcome.error = f"{outcome.queue_id} stayed locked by sendmail; it is still in the queue."
+    audit.record(
+        "TLS probe message",
+        user=user,
+        server=server,
+        target=outcome.queue_id,
+        outcome=AuditEvent.Outcome.OK if outcome.removed else AuditEvent.Outcome.FAILED,
+        detail=outcome.received,
+    )
+    return outcome

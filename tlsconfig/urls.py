@@ -11,6 +11,7 @@ urlpatterns = [
     path("servers/<slug:server>/tls/generate/", views.generate, name="generate"),
     path("servers/<slug:server>/tls/deploy/", views.deploy, name="deploy"),
     path("servers/<slug:server>/tls/probe/", views.probe_page, name="probe"),
+    path("servers/<slug:server>/tls/probe/message/", views.probe_message, name="probe_message"),
     path("servers/<slug:server>/tls/panel/", views.dashboard_panel, name="panel"),
     path("tls/certificates/<int:pk>/", views.certificate_detail, name="certificate"),
     path("tls/jobs/<int:pk>/", views.job_detail, name="job"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -186,6 +188,7 @@ def probe_page(request: HttpRequest, server: str) -> HttpResponse:
     mail_server = get_server(server)
     with_client = request.GET.get("client") == "1"
     context = {
+        "message": request.session.pop("tls_probe_message", None),
         "server": mail_server,
         "with_client": with_client,
         **probe.probe_server(mail_server, with_client_certificate=with_client),
@@ -199,3 +202,14 @@ def dashboard_panel(request: HttpRequest, server: str) -> HttpResponse:
     mail_server = get_server(server)
     context = {"server": mail_server, "warnings": jobs.expiry_warnings(mail_server)}
     return render(request, "tlsconfig/_dashboard_panel.html", context)
+
+
+@require_role(Role.ADMINISTRATOR)
+@require_POST
+def probe_message(request: HttpRequest, server: str) -> HttpResponse:
+    """Send one message over STARTTLS, read what sendmail recorded in its Received header, remove it."""
+    mail_server = get_server(server)
+    with_client = request.POST.get("client") == "1"
+    outcome = probe.probe_message(mail_server, with_client_certificate=with_client, user=request.user)
+    request.session["tls_probe_message"] = asdict(outcome)
+    return redirect(reverse("tlsconfig:probe", args=[mail_server.name]) + ("?client=1" if with_client else ""))
