@@ -1,5 +1,5 @@
-"""Deploy: the chosen store objects become files in the server's certificate directory, and the TLS
-options point at them; a cf build then carries them to sendmail.
+"""Deploy: the chosen store objects become files in a new directory under the server's certificate
+directory, and the TLS options point at them; a cf build then carries them to sendmail.
 
 sendmail refuses a private key the group or others can read (it starts, and silently drops
 STARTTLS), so keys are created 0600 from the first byte; no file here is wider than 0640 and
@@ -126,6 +126,12 @@ FILE_NAMES = {
 }
 
 
+def deployment_directory(row: Deployment) -> Path:
+    """Each deployment writes its own directory: the files the installed cf names are never touched, so
+    nothing changes for sendmail until the build is installed, and a rollback finds its files intact."""
+    return Path(row.server.cert_dir) / f"deploy-{row.pk}"
+
+
 def write_pair(certificate: Certificate, cert_path: Path, key_path: Path) -> None:
     if certificate.private_key is None:
         raise DeployError(f"{certificate} has no private key in the store.")
@@ -135,8 +141,9 @@ def write_pair(certificate: Certificate, cert_path: Path, key_path: Path) -> Non
 
 def deploy(row: Deployment, progress: Callable[[int, str], None]) -> ConfigBuild:
     server = row.server
-    directory = Path(server.cert_dir)
-    check_directory(directory)
+    check_directory(Path(server.cert_dir))
+    directory = deployment_directory(row)
+    ensure_subdirectory(directory)
     files = {key: directory / name for key, name in FILE_NAMES.items()}
     trusted = [row.ca, *chain_of(row.ca)]
     progress(10, "writing the CA certificates")

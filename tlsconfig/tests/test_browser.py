@@ -90,3 +90,26 @@ def test_upload_certificate_key_and_ca_in_the_browser(page, live_server, adminis
         assert "PRIVATE KEY" not in body, url
         assert plain_key_body not in body, url
         assert key_pem.decode().splitlines()[3] not in body, url
+
+
+def test_a_generation_job_shows_its_progress_and_result(page, live_server, administrator, store_server, monkeypatch):  # noqa: F811
+    from mailadmin import work
+    from tlsconfig import tasks
+    from tlsconfig.models import TlsJob
+
+    monkeypatch.setattr(work, "publish", lambda item: False)  # no broker here: the row waits, as in an outage
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    log_in(page, live_server, administrator)
+    page.goto(f"{live_server.url}/servers/{store_server.name}/tls/")
+    page.select_option("#generate-form select[name=kind]", "ca")
+    page.fill("#generate-form input[name=common_name]", "Browser CA")
+    page.click("#generate-form [type=submit]")
+    page.wait_for_load_state()
+    assert "will run when a worker is available" in page.inner_text("#job-result")
+    page.screenshot(path=str(SCREENSHOTS / "tls-job-queued.png"), full_page=True)
+
+    tasks.run_tls_job(TlsJob.objects.get().pk)
+
+    page.wait_for_selector("#job-result a[href*='/tls/certificates/']", timeout=10000)
+    assert "Browser CA" in page.inner_text("#job-result")
+    page.screenshot(path=str(SCREENSHOTS / "tls-job-done.png"), full_page=True)

@@ -117,10 +117,11 @@ def test_generated_deployed_installed_and_verified(
     finally:
         os.umask(old_umask)
 
-    cert_dir = Path(server.cert_dir)
+    cert_dir = Path(server.cert_dir) / f"deploy-{row.pk}"
+    assert stat.S_IMODE(os.stat(cert_dir).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(cert_dir / "server.key").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(cert_dir / "server.pem").st_mode) == 0o640
-    assert deploy.wide_files(cert_dir) == []
+    assert deploy.wide_files(Path(server.cert_dir)) == []
     hashed = run(
         ["openssl", "x509", "-hash", "-noout", "-in", str(cert_dir / "ca.pem")], timeout=10
     ).stdout_text.strip()
@@ -172,17 +173,22 @@ def test_generated_deployed_installed_and_verified(
     assert not any(Path(server.queue_dir).glob("qf*")), "the probe messages are gone from the queue"
     show_the_probe_page_in_the_browser(server, page, live_server, administrator)
 
-    # A renewal deployed but not installed: the daemon still serves the certificate it started with.
+    # A deployment changes nothing live until its build is installed.
     renewed = run_job(
         start(client, server, kind="server", common_name=server.hostname, key_type="ec256", ca=str(ca.pk))
     ).certificate
-    deploy_from_console(client, server, server_certificate=str(renewed.pk), dh_parameters=str(dh_row.pk))
+    second = deploy_from_console(client, server, server_certificate=str(renewed.pk), dh_parameters=str(dh_row.pk))
+    assert (Path(server.cert_dir) / f"deploy-{second.pk}" / "server.pem").exists()
+    assert probe.probe_server(server)["comparison"].same
+
+    # A renewal written over the live files from outside, without a reload: the classic outage.
+    deploy.write_pair(renewed, cert_dir / "server.pem", cert_dir / "server.key")
     stale = probe.probe_server(server)
     assert stale["result"].served.sha256 == server_cert.sha256
     assert "still serving the old certificate" in stale["comparison"].problem
     assert "still serving the old certificate" in client.get(f"/servers/{server.name}/tls/probe/").content.decode()
 
-    a_group_readable_key_is_named_with_the_daemons_complaint(server, client, syslog_sink)
+    a_group_readable_key_is_named_with_the_daemons_complaint(server, client, syslog_sink, cert_dir / "server.key")
 
 
 @pytest.fixture
@@ -216,8 +222,7 @@ def syslog_sink(console):
         os.unlink(DEV_LOG)
 
 
-def a_group_readable_key_is_named_with_the_daemons_complaint(server, client, syslog_sink) -> None:
-    key = Path(server.cert_dir) / "server.key"
+def a_group_readable_key_is_named_with_the_daemons_complaint(server, client, syslog_sink, key: Path) -> None:
     key.chmod(0o640)
     try:
         daemon.reload(server, Mta(server))
