@@ -12,13 +12,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from conftest import instance_row, start_instance, stop_instance, wait_for
 from mailadmin import config, daemon, logsink, work
 from mailadmin.gateway import Mta, run
+from mailadmin.models import AuditEvent
 from mailadmin.tests.test_browser import log_in
-from tlsconfig import deploy, generate, pki, probe, tasks
-from tlsconfig.models import Certificate, Deployment, TlsJob
+from tlsconfig import deploy, generate, probe, tasks
+from tlsconfig.models import CertificateRevocationList, Deployment
 from tlsconfig.tests.test_browser import SCREENSHOTS
 from tlsconfig.tests.test_generate import run as run_job
 from tlsconfig.tests.test_generate import start
@@ -243,18 +245,10 @@ def a_group_readable_key_is_named_with_the_daemons_complaint(server, client, sys
 
 def test_deploy_refuses_a_cert_dir_others_can_write(console):
     server, client = console
-    ca_key = generate.new_private_key("ec256")
+    ca_key, key = generate.new_private_key("ec256"), generate.new_private_key("ec256")
     ca = generate.make_ca(ca_key, "Unused CA", 5)
-    from tlsconfig import store
-
-    ca_row = store.certificate_row(server, "ca", ca, [], "generated")
-    ca_row.private_key = store.save_private_key(server, ca_key, "generated")
-    ca_row.save()
-    key = generate.new_private_key("ec256")
     leaf = generate.issue(ca, ca_key, key.public_key(), server.hostname, [], 5, client=False)
-    leaf_row = store.certificate_row(server, "server", leaf, [], "generated")
-    leaf_row.private_key, leaf_row.issuer_ca = store.save_private_key(server, key, "generated"), ca_row
-    leaf_row.save()
+    leaf_row = store_generated(server, "server", leaf, key, store_generated(server, "ca", ca, ca_key))
     cert_dir = Path(server.cert_dir)
     before = sorted(p.name for p in cert_dir.iterdir())
     cert_dir.chmod(0o722)
@@ -268,5 +262,58 @@ def test_deploy_refuses_a_cert_dir_others_can_write(console):
     finally:
         cert_dir.chmod(0o700)
     assert sorted(p.name for p in cert_dir.iterdir()) == before
-    assert Certificate.objects.filter(pk=leaf_row.pk).exists() and TlsJob.objects.count() == 0
-    assert pki.certificate_facts(leaf).cn_subject == server.hostname
+    assert AuditEvent.objects.filter(action="TLS deploy", outcome=AuditEvent.Outcome.FAILED).exists()
+
+
+def store_generated(server, role, certificate, key, ca_row=None):
+    from tlsconfig import store
+
+    row = store.certificate_row(server, role, certificate, [], "generated")
+    row.private_key, row.issuer_ca = store.save_private_key(server, key, "generated"), ca_row
+    row.save()
+    return row
+
+
+def test_a_client_certificate_on_the_deployed_crl_fails_sendmails_verification(console):
+    from tlsconfig.tests.conftest import crl_of, pem
+
+    server, client = console
+    ca_key = generate.new_private_key("ec256")
+    ca = generate.make_ca(ca_key, "CRL test CA", 5)
+    ca_row = store_generated(server, "ca", ca, ca_key)
+    server_key, client_key = generate.new_private_key("ec256"), generate.new_private_key("ec256")
+    server_row = store_generated(
+        server,
+        "server",
+        generate.issue(ca, ca_key, server_key.public_key(), server.hostname, [server.hostname], 5, client=False),
+        server_key,
+        ca_row,
+    )
+    client_certificate = generate.issue(ca, ca_key, client_key.public_key(), "revoked client", [], 5, client=True)
+    client_row = store_generated(server, "client", client_certificate, client_key, ca_row)
+
+    verdicts = []
+    for revoked in ((), (client_certificate.serial_number,)):
+        upload = client.post(
+            f"/servers/{server.name}/tls/upload/send/",
+            {
+                "kind": "crl",
+                "ca": str(ca_row.pk),
+                "file": SimpleUploadedFile("crl.pem", pem(crl_of(ca, ca_key, revoked))),
+            },
+        )
+        assert upload.status_code == 302
+        row = deploy_from_console(
+            client,
+            server,
+            server_certificate=str(server_row.pk),
+            client_certificate=str(client_row.pk),
+            crl=str(CertificateRevocationList.objects.latest("pk").pk),
+        )
+        assert config.options_of(server)["CRLFile"].endswith(f"deploy-{row.pk}/crl.pem")
+        install(server, client, row.build)
+        outcome = probe.probe_message(server, with_client_certificate=True)
+        assert outcome.removed, outcome.error
+        verdicts.append(outcome.recorded["${verify}"])
+
+    assert verdicts == ["OK", "FAIL"]
