@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from django import forms
@@ -73,8 +74,11 @@ class UploadForm(StyledForm):
 def clean_sans(raw: str) -> list[str]:
     sans = [item for item in re.split(r"[\s,]+", raw) if item]
     for san in sans:
-        if not HOSTNAME.fullmatch(san) and not re.fullmatch(r"[0-9a-fA-F:.]{2,45}", san):
-            raise forms.ValidationError(f"“{san}” is neither a host name nor an IP address.")
+        try:
+            ipaddress.ip_address(san)
+        except ValueError:
+            if not HOSTNAME.fullmatch(san):
+                raise forms.ValidationError(f"“{san}” is neither a host name nor an IP address.") from None
     if len(sans) > 50:
         raise forms.ValidationError("At most 50 alternative names.")
     return sans

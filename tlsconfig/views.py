@@ -17,6 +17,9 @@ from tlsconfig import facts, jobs, pki, probe, store
 from tlsconfig.forms import DeployForm, GenerateForm, UploadForm
 from tlsconfig.models import Certificate, Deployment, TlsJob
 
+# Access-map tags of the TLS policy; they are edited on the access map page with the other rows.
+TLS_POLICY_TAGS = ("TLS_Clt", "TLS_Srv", "Try_TLS")
+
 
 def store_context(mail_server, request, **forms) -> dict:
     return {
@@ -31,6 +34,7 @@ def store_context(mail_server, request, **forms) -> dict:
         "deploy_form": forms.get("deploy_form") or DeployForm(server=mail_server),
         "can_administer": has_role(request.user, Role.ADMINISTRATOR),
         "warnings": jobs.expiry_warnings(mail_server),
+        "policy_rows": mail_server.access_entries.filter(tag__in=TLS_POLICY_TAGS),
     }
 
 

@@ -84,3 +84,12 @@ def test_keys_survive_a_rotation_of_the_encryption_keys(settings):
     rotated = keystore.rotate(token)
     settings.MAILADMIN_KEYS = settings.MAILADMIN_KEYS[:1]
     assert keystore.reveal(rotated).endswith(b"secret\n")
+
+
+def test_the_tls_page_lists_the_tls_policy_rows(admin_client, store_server):  # noqa: F811
+    from mailadmin import config
+
+    config.add_access_entry(store_server, "TLS_Srv", "secure.example", "ENCR:128")
+    page = admin_client.get(f"/servers/{store_server.name}/tls/").content.decode()
+    assert "TLS_Srv:secure.example" in page and "ENCR:128" in page
+    assert f'href="/servers/{store_server.name}/access/"' in page

@@ -73,6 +73,10 @@ def test_bad_generation_requests_are_refused(admin_client, store_server):  # noq
         f"/servers/{store_server.name}/tls/generate/", {"kind": "ca", "common_name": "x", "sans": "bad_name!"}
     )
     assert response.status_code == 400 and "neither a host name nor an IP address" in response.content.decode()
+    response = admin_client.post(
+        f"/servers/{store_server.name}/tls/generate/", {"kind": "ca", "common_name": "x", "sans": "::::"}
+    )
+    assert response.status_code == 400 and "“::::” is neither" in response.content.decode()
     assert TlsJob.objects.count() == 0
 
 
