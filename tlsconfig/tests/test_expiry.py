@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 from cryptography.fernet import Fernet
@@ -93,3 +94,20 @@ def test_the_tls_page_lists_the_tls_policy_rows(admin_client, store_server):  # 
     page = admin_client.get(f"/servers/{store_server.name}/tls/").content.decode()
     assert "TLS_Srv:secure.example" in page and "ENCR:128" in page
     assert f'href="/servers/{store_server.name}/access/"' in page
+
+
+def test_rotatekeys_lets_the_old_encryption_key_go(store_server, material, settings):  # noqa: F811
+    from django.core.management import call_command
+
+    from tlsconfig import pki
+
+    row = store.save_private_key(store_server, material.server_key, Origin.UPLOADED)
+    old_keys = list(settings.MAILADMIN_KEYS)
+    settings.MAILADMIN_KEYS = [Fernet.generate_key().decode(), *old_keys]
+    out = io.StringIO()
+    call_command("rotatekeys", stdout=out)
+    assert "1 private keys re-encrypted" in out.getvalue()
+    settings.MAILADMIN_KEYS = settings.MAILADMIN_KEYS[:1]
+    row.refresh_from_db()
+    assert keystore.reveal(row.ciphertext) == pki.private_key_pem(material.server_key)
+    assert AuditEvent.objects.filter(action="rotate key encryption").exists()
