@@ -1,4 +1,5 @@
-"""Test material made with cryptography: a CA, certificates signed by it, keys, CRLs, DH parameters."""
+"""Test material made with cryptography (a CA, certificates signed by it, keys, CRLs, DH parameters) and a
+server row to keep them in."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dh, ec, rsa
 
+from mailadmin.models import MailServer
 from tlsconfig import generate, pki
 
 
@@ -128,3 +130,29 @@ def material() -> Material:
 def dh_2048() -> dh.DHParameters:
     """Generated once per session, the slow way the console does it."""
     return generate.generate_dh_parameters(2048, lambda elapsed: None)
+
+
+@pytest.fixture
+def store_server(db, tmp_path):
+    """A server row for the store alone: no daemon behind it, an empty certificate directory of its own."""
+    cert_dir = tmp_path / "certs"
+    cert_dir.mkdir(mode=0o700)
+    return MailServer.objects.create(
+        name="store",
+        hostname="mx.example.org",
+        conf_dir=str(tmp_path),
+        mc_path=str(tmp_path / "sendmail.mc"),
+        cf_path=str(tmp_path / "sendmail.cf"),
+        access_path=str(tmp_path / "access"),
+        cert_dir=str(cert_dir),
+        queue_dir=str(tmp_path / "mqueue"),
+        pid_file=str(tmp_path / "pid"),
+        smtp_port=9,
+        celery_queue="mta.store",
+    )
+
+
+@pytest.fixture
+def admin_client(client, administrator):
+    client.force_login(administrator)
+    return client

@@ -9,7 +9,6 @@ import pytest
 
 from mailadmin.tests.test_browser import log_in
 from tlsconfig.tests.conftest import encrypted_pem, pem
-from tlsconfig.tests.test_upload import store_server  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = Path(os.environ.get("MAILADMIN_SCREENSHOTS", "/tmp/mailadmin-screenshots"))
@@ -19,7 +18,7 @@ def pem_file(name: str, data: bytes) -> dict:
     return {"name": name, "mimeType": "application/x-pem-file", "buffer": data}
 
 
-def test_upload_certificate_key_and_ca_in_the_browser(page, live_server, administrator, store_server, material):  # noqa: F811
+def test_upload_certificate_key_and_ca_in_the_browser(page, live_server, administrator, store_server, material):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     key_pem = encrypted_pem(material.server_key, "browser phrase")
     plain_key_body = pem(material.server_key).decode().splitlines()[5]
@@ -92,7 +91,7 @@ def test_upload_certificate_key_and_ca_in_the_browser(page, live_server, adminis
         assert key_pem.decode().splitlines()[3] not in body, url
 
 
-def test_a_generation_job_shows_its_progress_and_result(page, live_server, administrator, store_server, monkeypatch):  # noqa: F811
+def test_a_generation_job_shows_its_progress_and_result(page, live_server, administrator, store_server, monkeypatch):
     from mailadmin import work
     from tlsconfig import tasks
     from tlsconfig.models import TlsJob

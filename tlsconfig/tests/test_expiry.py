@@ -12,7 +12,6 @@ from mailadmin.models import AuditEvent
 from tlsconfig import jobs, keystore, store, tasks
 from tlsconfig.models import CertificateRevocationList, Origin
 from tlsconfig.tests.conftest import certificate_with_dates, crl_of, pem
-from tlsconfig.tests.test_upload import admin_client, store_server  # noqa: F401 - fixtures
 
 
 def stored(server, material, days_left: float, name: str):
@@ -30,7 +29,7 @@ def stored(server, material, days_left: float, name: str):
     return row
 
 
-def test_warnings_at_30_and_7_days_and_after_expiry(store_server, material):  # noqa: F811
+def test_warnings_at_30_and_7_days_and_after_expiry(store_server, material):
     stored(store_server, material, 60, "fine.example.org")
     stored(store_server, material, 20, "soon.example.org")
     stored(store_server, material, 5, "very-soon.example.org")
@@ -58,7 +57,7 @@ def test_warnings_at_30_and_7_days_and_after_expiry(store_server, material):  # 
     assert warnings["CRL of CN=Test CA"].level == "danger"
 
 
-def test_the_daily_task_records_what_expires_and_the_panel_shows_it(admin_client, store_server, material):  # noqa: F811
+def test_the_daily_task_records_what_expires_and_the_panel_shows_it(admin_client, store_server, material):
     assert settings.CELERY_BEAT_SCHEDULE["check-certificate-expiry"]["task"] == "tlsconfig.tasks.check_expiry"
     stored(store_server, material, -1, "gone.example.org")
     stored(store_server, material, 10, "soon.example.org")
@@ -73,7 +72,7 @@ def test_the_daily_task_records_what_expires_and_the_panel_shows_it(admin_client
     assert f'hx-get="/servers/{store_server.name}/tls/panel/"' in dashboard
 
 
-def test_an_empty_store_has_a_quiet_panel(admin_client, store_server):  # noqa: F811
+def test_an_empty_store_has_a_quiet_panel(admin_client, store_server):
     panel = admin_client.get(f"/servers/{store_server.name}/tls/panel/").content.decode()
     assert "Nothing in the certificate store expires within 30 days." in panel
 
@@ -87,7 +86,7 @@ def test_keys_survive_a_rotation_of_the_encryption_keys(settings):
     assert keystore.reveal(rotated).endswith(b"secret\n")
 
 
-def test_the_tls_page_lists_the_tls_policy_rows(admin_client, store_server):  # noqa: F811
+def test_the_tls_page_lists_the_tls_policy_rows(admin_client, store_server):
     from mailadmin import config
 
     config.add_access_entry(store_server, "TLS_Srv", "secure.example", "ENCR:128")
@@ -96,7 +95,7 @@ def test_the_tls_page_lists_the_tls_policy_rows(admin_client, store_server):  # 
     assert f'href="/servers/{store_server.name}/access/"' in page
 
 
-def test_rotatekeys_lets_the_old_encryption_key_go(store_server, material, settings):  # noqa: F811
+def test_rotatekeys_lets_the_old_encryption_key_go(store_server, material, settings):
     from django.core.management import call_command
 
     from tlsconfig import pki

@@ -12,7 +12,7 @@ from mailadmin import work
 from tlsconfig import generate, keystore, pki, tasks
 from tlsconfig.models import Certificate, CertificateRequest, DhParameters, TlsJob
 from tlsconfig.tests.conftest import pem
-from tlsconfig.tests.test_upload import admin_client, post, store_server  # noqa: F401 - fixtures
+from tlsconfig.tests.test_upload import post
 
 
 def start(client, server, **fields) -> TlsJob:
@@ -29,7 +29,7 @@ def run(job: TlsJob) -> TlsJob:
     return job
 
 
-def test_private_ca_then_server_and_client_certificates(admin_client, store_server):  # noqa: F811
+def test_private_ca_then_server_and_client_certificates(admin_client, store_server):
     ca_job = run(start(admin_client, store_server, kind="ca", common_name="Console CA", key_type="ec256", days="90"))
     ca = ca_job.certificate
     assert ca.role == "ca" and ca.is_ca and ca.self_signed and ca.private_key.key_type == "ECDSA"
@@ -64,7 +64,7 @@ def test_private_ca_then_server_and_client_certificates(admin_client, store_serv
     assert "PRIVATE KEY" not in finished.content.decode()
 
 
-def test_bad_generation_requests_are_refused(admin_client, store_server):  # noqa: F811
+def test_bad_generation_requests_are_refused(admin_client, store_server):
     response = admin_client.post(f"/servers/{store_server.name}/tls/generate/", {"kind": "server", "common_name": ""})
     assert response.status_code == 400
     text = response.content.decode()
@@ -80,7 +80,7 @@ def test_bad_generation_requests_are_refused(admin_client, store_server):  # noq
     assert TlsJob.objects.count() == 0
 
 
-def test_a_csr_and_the_certificate_the_ca_returns(admin_client, store_server, material):  # noqa: F811
+def test_a_csr_and_the_certificate_the_ca_returns(admin_client, store_server, material):
     job = run(start(admin_client, store_server, kind="csr", common_name="mx.example.org", sans="mx.example.org"))
     request = job.request
     assert "BEGIN CERTIFICATE REQUEST" in admin_client.get(f"/tls/jobs/{job.pk}/").content.decode()
@@ -99,7 +99,7 @@ def test_a_csr_and_the_certificate_the_ca_returns(admin_client, store_server, ma
     assert CertificateRequest.objects.get().certificate == returned
 
 
-def test_dh_parameters_report_progress_and_a_lost_run_is_taken_over(admin_client, store_server, dh_2048, monkeypatch):  # noqa: F811
+def test_dh_parameters_report_progress_and_a_lost_run_is_taken_over(admin_client, store_server, dh_2048, monkeypatch):
     def slow_search(bits):
         time.sleep(0.35)
         return dh_2048

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from mailadmin.models import AuditEvent, MailServer
+from mailadmin.models import AuditEvent
 from tlsconfig import keystore, pki
 from tlsconfig.models import Certificate, CertificateRevocationList, DhParameters, PrivateKey
 from tlsconfig.tests.conftest import der, encrypted_pem, pem
@@ -31,31 +31,6 @@ HOSTILE_NAMES = [
     "..\\..\\x.pem",
     "%2e%2e%2fx.pem",
 ]
-
-
-@pytest.fixture
-def store_server(db, tmp_path):
-    cert_dir = tmp_path / "certs"
-    cert_dir.mkdir(mode=0o700)
-    return MailServer.objects.create(
-        name="store",
-        hostname="mx.example.org",
-        conf_dir=str(tmp_path),
-        mc_path=str(tmp_path / "sendmail.mc"),
-        cf_path=str(tmp_path / "sendmail.cf"),
-        access_path=str(tmp_path / "access"),
-        cert_dir=str(cert_dir),
-        queue_dir=str(tmp_path / "mqueue"),
-        pid_file=str(tmp_path / "pid"),
-        smtp_port=9,
-        celery_queue="mta.store",
-    )
-
-
-@pytest.fixture
-def admin_client(client, administrator):
-    client.force_login(administrator)
-    return client
 
 
 @pytest.fixture
