@@ -1,4 +1,4 @@
-"""STARTTLS end to end on a real sendmail: generate in the console, deploy, build and install, probe.
+"""STARTTLS end to end on a real sendmail: generate in the private_console, deploy, build and install, probe.
 
 The instance is this module's own, so its certificates never reach other tests.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from conftest import instance_row, start_instance, stop_instance, wait_for
+from conftest import wait_for
 from mailadmin import config, daemon, logsink, work
 from mailadmin.gateway import Mta, run
 from mailadmin.models import AuditEvent
@@ -26,24 +26,6 @@ from tlsconfig.tests.test_generate import run as run_job
 from tlsconfig.tests.test_generate import start
 
 DEV_LOG = "/dev/log"
-
-
-@pytest.fixture(scope="module")
-def tls_fields(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock():
-        fields = start_instance()
-    yield fields
-    with django_db_blocker.unblock():
-        stop_instance(fields)
-
-
-@pytest.fixture
-def console(db, tls_fields, administrator, client):
-    server = instance_row(tls_fields)
-    config.import_mc(server, Path(server.mc_path).read_text())
-    config.import_access(server, Path(server.access_path).read_text())
-    client.force_login(administrator)
-    return server, client
 
 
 def deploy_from_console(client, server, **choices) -> Deployment:
@@ -82,9 +64,9 @@ def show_the_probe_page_in_the_browser(server, page, live_server, administrator)
 
 @pytest.mark.browser
 def test_generated_deployed_installed_and_verified(
-    console, dh_2048, monkeypatch, page, live_server, administrator, syslog_sink
+    private_console, dh_2048, monkeypatch, page, live_server, administrator, syslog_sink
 ):
-    server, client = console
+    server, client = private_console
     monkeypatch.setattr(generate, "safe_prime_parameters", lambda bits: dh_2048)
     # This test commits (live_server): keep a session worker that may be running from taking the rows,
     # so each step runs here, in order. Undispatched rows are what a broker outage leaves, too.
@@ -194,9 +176,9 @@ def test_generated_deployed_installed_and_verified(
 
 
 @pytest.fixture
-def syslog_sink(console):
+def syslog_sink(private_console):
     """sendmail only logs through /dev/log; where nothing listens there, listen for the length of a test."""
-    server, _ = console
+    server, _ = private_console
     if os.path.exists(DEV_LOG):
         yield False  # someone else's syslog: the daemon's lines go to its file, not this instance's
         return
@@ -243,8 +225,8 @@ def a_group_readable_key_is_named_with_the_daemons_complaint(server, client, sys
         daemon.reload(server, Mta(server))
 
 
-def test_deploy_refuses_a_cert_dir_others_can_write(console):
-    server, client = console
+def test_deploy_refuses_a_cert_dir_others_can_write(private_console):
+    server, client = private_console
     ca_key, key = generate.new_private_key("ec256"), generate.new_private_key("ec256")
     ca = generate.make_ca(ca_key, "Unused CA", 5)
     leaf = generate.issue(ca, ca_key, key.public_key(), server.hostname, [], 5, client=False)
@@ -274,10 +256,10 @@ def store_generated(server, role, certificate, key, ca_row=None):
     return row
 
 
-def test_a_client_certificate_on_the_deployed_crl_fails_sendmails_verification(console):
+def test_a_client_certificate_on_the_deployed_crl_fails_sendmails_verification(private_console):
     from tlsconfig.tests.conftest import crl_of, pem
 
-    server, client = console
+    server, client = private_console
     ca_key = generate.new_private_key("ec256")
     ca = generate.make_ca(ca_key, "CRL test CA", 5)
     ca_row = store_generated(server, "ca", ca, ca_key)
