@@ -22,6 +22,7 @@ import os
 import re
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -228,7 +229,7 @@ def macro_names(cf_tree: str | None = None, m4_bin: str = DEFAULT_M4) -> frozens
 # Value types
 
 
-class ValueType:
+class ValueType(ABC):
     """A kind of value an administrator types; `clean` returns the text that goes into the .mc.
 
     Every type applies the global rules (length, characters, macro-name words) before its own
@@ -246,12 +247,16 @@ class ValueType:
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
-    def clean(self, raw: str, *, cf_tree: str | None = None) -> str:
+    def present(self, raw: str) -> bool:
+        """False for an allowed empty value; raises for a missing required one or non-text."""
         if not isinstance(raw, str):
             raise ValidationError(f"Must be text, not {type(raw).__name__}.", code="not_text")
-        if raw == "":
-            if self.required:
-                raise ValidationError("A value is required.", code="required")
+        if raw == "" and self.required:
+            raise ValidationError("A value is required.", code="required")
+        return raw != ""
+
+    def clean(self, raw: str, *, cf_tree: str | None = None) -> str:
+        if not self.present(raw):
             return ""
         check_length(raw, self.max_length)
         check_characters(raw, self.allowed_characters)
@@ -261,12 +266,13 @@ class ValueType:
         check_words(value, reserved)
         return value
 
+    @abstractmethod
     def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
         """The type's own grammar, on text that already passed the global rules."""
-        raise NotImplementedError
 
+    @abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """One line for help texts and form placeholders."""
 
     def invalid(self, message: str, code: str = "invalid") -> ValidationError:
         return ValidationError(f"{message} Expected {self.describe()}.", code=code)
@@ -662,13 +668,13 @@ class ListValue(ValueType):
         return f"ListValue({self.item_type!r}, {self.separator!r})"
 
     def clean(self, raw: str, *, cf_tree: str | None = None) -> str:
-        if not isinstance(raw, str):
-            raise ValidationError(f"Must be text, not {type(raw).__name__}.", code="not_text")
-        if raw == "":
-            if self.required:
-                raise ValidationError("A value is required.", code="required")
+        # Each item gets the global rules from its own type, so an error names the item.
+        if not self.present(raw):
             return ""
         check_length(raw, self.max_length)
+        return self.clean_value(raw, cf_tree=cf_tree)
+
+    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
         if raw[0] in " ," or raw[-1] in " ,":
             raise ValidationError("Starts or ends with a separator.", code="empty_item")
         if re.search(r" *, *, *", raw):
