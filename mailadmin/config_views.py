@@ -10,15 +10,14 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_POST
 
 from mailadmin import accessmap, audit, catalog, cfbuild, config, overview, work
 from mailadmin.gateway import Mta, MtaError
 from mailadmin.models import AccessEntry, ConfigBuild, InstallJob
 from mailadmin.roles import Role, require_role
-from mailadmin.views import HTMX_STOP_POLLING, get_server, render_page
+from mailadmin.views import get_server, render_page, render_progress, work_context
 
 
 def option_rows(server, compile_options: list[str]) -> list[dict]:
@@ -126,14 +125,13 @@ def build_start(request: HttpRequest, server: str) -> HttpResponse:
 
 
 def _build_context(row: ConfigBuild) -> dict:
-    return {
-        "build": row,
-        "item": row,
-        "server": row.server,
-        "progress_url": reverse("build_progress", args=[row.pk]),
-        "live": cfbuild.live_build(row.server),
-        "diff_lines": [(line[:1], line) for line in row.diff.splitlines()],
-    }
+    return work_context(
+        row,
+        "build_progress",
+        build=row,
+        live=cfbuild.live_build(row.server),
+        diff_lines=[(line[:1], line) for line in row.diff.splitlines()],
+    )
 
 
 @require_role(Role.VIEWER)
@@ -147,8 +145,7 @@ def build_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def build_progress(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(ConfigBuild.objects.select_related("server"), pk=pk)
-    status = HTMX_STOP_POLLING if row.finished else 200
-    return render(request, "mailadmin/_build_result.html", _build_context(row), status=status)
+    return render_progress(request, "mailadmin/_build_result.html", row, _build_context(row))
 
 
 @require_role(Role.ADMINISTRATOR)
@@ -173,7 +170,7 @@ def build_install(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _install_context(job: InstallJob) -> dict:
-    return {"job": job, "item": job, "server": job.server, "progress_url": reverse("install_progress", args=[job.pk])}
+    return work_context(job, "install_progress", job=job)
 
 
 @require_role(Role.VIEWER)
@@ -187,8 +184,7 @@ def install_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def install_progress(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(InstallJob.objects.select_related("server", "build"), pk=pk)
-    status = HTMX_STOP_POLLING if job.finished else 200
-    return render(request, "mailadmin/_work_progress.html", _install_context(job), status=status)
+    return render_progress(request, "mailadmin/_work_progress.html", job, _install_context(job))
 
 
 @require_role(Role.VIEWER)

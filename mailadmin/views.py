@@ -48,6 +48,16 @@ def render_page(request: HttpRequest, template_name: str, context: dict, *, sect
     return render(request, template_name, page)
 
 
+def work_context(item, progress_view: str, **extra) -> dict:
+    """What a work row's page and its polled fragment need (see templates/mailadmin/_work_progress.html)."""
+    return {"item": item, "server": item.server, "progress_url": reverse(progress_view, args=[item.pk]), **extra}
+
+
+def render_progress(request: HttpRequest, template_name: str, item, context: dict) -> HttpResponse:
+    """The polled fragment of a work row; 286 tells htmx to stop polling once the row is finished."""
+    return render(request, template_name, context, status=HTMX_STOP_POLLING if item.finished else 200)
+
+
 def get_server(name: str) -> MailServer:
     return get_object_or_404(MailServer, name=name)
 
@@ -159,11 +169,7 @@ def service_action(request: HttpRequest, server: str) -> HttpResponse:
 
 
 def _service_action_context(action: ServiceAction) -> dict:
-    return {
-        "action": action,
-        "server": action.server,
-        "progress_url": reverse("service_action_progress", args=[action.pk]),
-    }
+    return work_context(action, "service_action_progress", action=action)
 
 
 @require_role(Role.VIEWER)
@@ -177,10 +183,7 @@ def service_action_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def service_action_progress(request: HttpRequest, pk: int) -> HttpResponse:
     action = get_object_or_404(ServiceAction.objects.select_related("server", "created_by"), pk=pk)
-    status = HTMX_STOP_POLLING if action.finished else 200
-    return render(
-        request, "mailadmin/_work_progress.html", {**_service_action_context(action), "item": action}, status=status
-    )
+    return render_progress(request, "mailadmin/_work_progress.html", action, _service_action_context(action))
 
 
 @require_role(Role.VIEWER)

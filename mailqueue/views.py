@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from mailadmin import audit, work
 from mailadmin.models import AuditEvent, MailServer
 from mailadmin.roles import Role, require_role
-from mailadmin.views import HTMX_STOP_POLLING, get_server, render_page
+from mailadmin.views import get_server, render_page, render_progress
 from mailqueue import index, spool, stats, summary
 from mailqueue.forms import AlertSettingsForm, QueueFilterForm, SelectedActionForm, SelectorActionForm
 from mailqueue.models import IndexRefresh, QueueAction, QueueAlertSettings, QueueMessage, QueueSample
@@ -230,8 +230,7 @@ def action_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def action_progress(request: HttpRequest, pk: int) -> HttpResponse:
     action = _action(pk)
-    status = HTMX_STOP_POLLING if action.finished else 200
-    return render(request, "mailqueue/_action_progress.html", _action_context(action), status=status)
+    return render_progress(request, "mailqueue/_action_progress.html", action, _action_context(action))
 
 
 @require_role(Role.VIEWER)

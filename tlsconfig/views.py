@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from mailadmin import overview
 from mailadmin.roles import Role, has_role, require_role
-from mailadmin.views import HTMX_STOP_POLLING, get_server, render_page
+from mailadmin.views import get_server, render_page, render_progress, work_context
 from tlsconfig import facts, jobs, pki, probe, store
 from tlsconfig.forms import DeployForm, GenerateForm, UploadForm
 from tlsconfig.models import Certificate, Deployment, TlsJob
@@ -126,12 +126,7 @@ def generate(request: HttpRequest, server: str) -> HttpResponse:
 
 
 def job_context(job: TlsJob) -> dict:
-    return {
-        "job": job,
-        "item": job,
-        "server": job.server,
-        "progress_url": reverse("tlsconfig:job_progress", args=[job.pk]),
-    }
+    return work_context(job, "tlsconfig:job_progress", job=job)
 
 
 @require_role(Role.VIEWER)
@@ -145,8 +140,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def job_progress(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(TlsJob.objects.select_related("server", "certificate", "request"), pk=pk)
-    status = HTMX_STOP_POLLING if job.finished else 200
-    return render(request, "tlsconfig/_job_result.html", job_context(job), status=status)
+    return render_progress(request, "tlsconfig/_job_result.html", job, job_context(job))
 
 
 @require_role(Role.ADMINISTRATOR)
@@ -163,12 +157,7 @@ def deploy(request: HttpRequest, server: str) -> HttpResponse:
 
 
 def deployment_context(row: Deployment) -> dict:
-    return {
-        "deployment": row,
-        "item": row,
-        "server": row.server,
-        "progress_url": reverse("tlsconfig:deployment_progress", args=[row.pk]),
-    }
+    return work_context(row, "tlsconfig:deployment_progress", deployment=row)
 
 
 @require_role(Role.VIEWER)
@@ -182,8 +171,7 @@ def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def deployment_progress(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(Deployment.objects.select_related("server", "build"), pk=pk)
-    status = HTMX_STOP_POLLING if row.finished else 200
-    return render(request, "tlsconfig/_deployment_result.html", deployment_context(row), status=status)
+    return render_progress(request, "tlsconfig/_deployment_result.html", row, deployment_context(row))
 
 
 @require_role(Role.VIEWER)
