@@ -1,31 +1,51 @@
 """The queue index: QueueMessage rows mirroring a server's spool, brought up to date incrementally.
 
-A refresh lists the control files (one readdir and one lstat each), compares kind, inode,
-size and mtime with the rows, parses only the files that differ and drops rows whose file
-is gone. sendmail rewrites a control file through tf + rename, so any change it makes shows
-as a new inode.
+A refresh lists the control-file names of every queue directory with their inodes (readdir,
+no stat) and compares them with what the index holds. A new or gone name, a changed kind
+(qf → hf) or a new inode is a change, because sendmail rewrites a control file only by
+writing a temporary file and renaming it; only changed files are read. Files last seen cut
+short are read again every time. Every QUEUE_INDEX_DEEP_SECONDS a deep refresh also compares
+size and mtime (one lstat per file), which catches edits made in place by something other
+than sendmail and an inode reused between two refreshes.
+
+What the index holds is kept in the refreshing process between refreshes, tagged with a
+random token that every refresh writes with its rows; a process whose copy carries another
+token reads the rows again. Refreshes of one server take turns on a lock file. Large reads
+are spread over forked children (fanout.py) while the parent writes rows.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import secrets
 import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count
 from django.utils import timezone
 
 from mailadmin.models import MailServer
 from mailqueue import spool
+from mailqueue.digest import digest, state_of, unreadable
+from mailqueue.fanout import fanout
 from mailqueue.models import IndexRefresh, QueueMessage
-from mailqueue.parser import QueueFile, strip_angles
+from mailqueue.parser import QUEUE_ID_PATTERN
 
 WRITE_BATCH = 500
-INDEXED_HEADERS = frozenset({b"subject"})
 TEXT_LIMIT = 400
-UPDATED_FIELDS = [
+NEWEST_EPOCH = 32503680000  # year 3000: later "times" are damage, not dates
+# Below this many files one process reads faster than forking children does.
+FANOUT_MIN_FILES = 3000
+# Column order of the rows the readers build; "server" first, the rest as named.
+COLUMNS = [
+    "server",
+    "queue_id",
     "kind",
     "state",
     "directory",
@@ -55,133 +75,326 @@ class RefreshResult:
     files_read: int = 0
     removed: int = 0
     seconds: float = 0.0
+    deep: bool = False
     errors: list[str] = field(default_factory=list)
 
 
-def _when(epoch: int | None) -> datetime | None:
-    if not epoch or epoch < 0 or epoch > 32503680000:
-        return None
-    return datetime.fromtimestamp(epoch, tz=UTC)
+@dataclass
+class KnownSpool:
+    """What the index rows of one server say, as the refresh compares it with readdir."""
+
+    token: int
+    rows: int
+    stamps: dict[str, tuple[str, int, str]]  # queue id → (kind, inode, directory), as spool.list_control
+    facts: dict[str, tuple[int, int, bool, str]]  # queue id → (file size, mtime_ns, truncated, state)
+    truncated: set[str]
+    states: Counter
+
+    def forget(self, queue_id: str) -> None:
+        self.stamps.pop(queue_id, None)
+        old = self.facts.pop(queue_id, None)
+        if old is not None:
+            self.states[old[3]] -= 1
+            self.truncated.discard(queue_id)
+
+    def learn(self, rows: list[tuple]) -> None:
+        """Take in rows just written (COLUMNS order); done in bulk, a first build brings 100,000."""
+        for row in rows:
+            self.forget(row[1])
+        self.stamps.update({row[1]: (row[2], row[5], row[4]) for row in rows})
+        self.facts.update({row[1]: (row[6], row[7], row[-1], row[3]) for row in rows})
+        self.states.update(row[3] for row in rows)
+        self.truncated.update(row[1] for row in rows if row[-1])
+        self.rows = len(self.stamps)
 
 
-def _clip(text: str) -> str:
-    return text[:TEXT_LIMIT]
+_known_by_server: dict[int, KnownSpool] = {}
 
 
-def row_for(server: MailServer, found: spool.ControlFile, parsed: QueueFile, data_dir: str) -> dict:
-    """The column values of one QueueMessage row, as plain Python values."""
+def _table() -> str:
+    return connection.ops.quote_name(QueueMessage._meta.db_table)
+
+
+def _load_known(server: MailServer, token: int) -> KnownSpool:
+    known = KnownSpool(token=token, rows=0, stamps={}, facts={}, truncated=set(), states=Counter())
+    directories: dict[str, str] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT queue_id, kind, inode, directory, file_size, mtime_ns, truncated, state FROM {_table()} "
+            "WHERE server_id = %s",
+            [server.pk],
+        )
+        for queue_id, kind, inode, directory, size, mtime_ns, truncated, state in cursor.fetchall():
+            directory = directories.setdefault(directory, directory)
+            known.stamps[queue_id] = (kind, inode, directory)
+            known.facts[queue_id] = (size, mtime_ns, bool(truncated), state)
+            known.states[state] += 1
+            if truncated:
+                known.truncated.add(queue_id)
+    known.rows = len(known.stamps)
+    return known
+
+
+def _row_count(server: MailServer) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {_table()} WHERE server_id = %s", [server.pk])
+        return cursor.fetchone()[0]
+
+
+def _known(server: MailServer, last: IndexRefresh | None) -> KnownSpool:
+    token = last.token if last else 0
+    cached = _known_by_server.get(server.pk)
+    if cached is not None and token and cached.token == token and cached.rows == _row_count(server):
+        return cached
+    return _load_known(server, token)
+
+
+@contextmanager
+def _refresh_lock(server: MailServer) -> Iterator[None]:
+    locks = settings.VAR_DIR / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    fd = os.open(locks / f"queue-index-{server.pk}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        body_size = os.stat(os.path.join(parsed.data_dir or data_dir, f"df{found.queue_id}")).st_size
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _sql_time(epoch: int | None) -> str | None:
+    """A Unix time as the text Django stores for a UTC DateTimeField on SQLite."""
+    if not epoch or epoch < 0 or epoch > NEWEST_EPOCH:
+        return None
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
+
+
+def read_row(server_pk: int, queue_id: str, kind: str, path: str, queue_dir: str, data_dir: str) -> tuple | None:
+    """One QueueMessage row (in COLUMNS order) from a control file; None when it is gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        facts = unreadable(f"cannot read {kind}{queue_id}: {exc.strerror or exc}")
+        return _row(server_pk, queue_id, kind, queue_dir, (0, 0, 0), facts, None)
+    try:
+        stat = os.fstat(fd)
+        data = _read_at_most(fd, stat.st_size, spool.CONTROL_FILE_LIMIT + 1)
+    finally:
+        os.close(fd)
+    facts = digest(data[: spool.CONTROL_FILE_LIMIT], queue_id=queue_id, kind=kind)
+    if len(data) > spool.CONTROL_FILE_LIMIT:
+        facts = facts._replace(problems=(*facts.problems, f"only the first {spool.CONTROL_FILE_LIMIT} bytes were read"))
+    try:
+        body_size = os.stat(os.path.join(facts.data_dir or data_dir, f"df{queue_id}")).st_size
     except OSError:
         body_size = None
-    addresses = [strip_angles(r.address) for r in parsed.recipients]
-    return {
-        "server": server.pk,
-        "queue_id": found.queue_id,
-        "kind": found.kind,
-        "state": parsed.state,
-        "directory": found.queue_dir,
-        "inode": found.inode,
-        "file_size": found.size,
-        "mtime_ns": found.mtime_ns,
-        "sender": _clip(parsed.sender_address),
-        "recipients": "\n".join(addresses),
-        "recipient_count": len(addresses),
-        "first_domain": _clip(parsed.recipients[0].domain if parsed.recipients else ""),
-        "subject": _clip(parsed.subject),
-        "reason": _clip(parsed.quarantine_reason),
-        "status_message": _clip(parsed.status_message),
-        "created": _when(parsed.created),
-        "last_attempt": _when(parsed.last_attempt),
-        "attempts": max(0, min(parsed.attempts, 2**31 - 1)),
-        "priority": parsed.priority if parsed.priority is not None and abs(parsed.priority) < 2**62 else None,
-        "body_size": body_size,
-        "problems": "\n".join(parsed.problems),
-        "truncated": parsed.truncated,
-    }
+    return _row(server_pk, queue_id, kind, queue_dir, (stat.st_ino, stat.st_size, stat.st_mtime_ns), facts, body_size)
 
 
-def upsert(rows: list[dict]) -> None:
-    """Insert or update rows by (server, queue_id) in batches of one statement each.
+def _read_at_most(fd: int, expected: int, limit: int) -> bytes:
+    """The file's bytes up to `limit`, asking for what fstat promised (a 4 MiB buffer per read is slow)."""
+    data = os.read(fd, min(expected + 1, limit))
+    while expected < len(data) < limit:  # it grew since fstat: read on to the end
+        more = os.read(fd, min(1 << 16, limit - len(data)))
+        if not more:
+            break
+        data += more
+    return data
 
-    Plain executemany instead of bulk_create: building a model instance per row cost more than
-    reading and parsing the file it came from.
-    """
-    if not rows:
-        return
-    names = ["server", "queue_id", *UPDATED_FIELDS]
-    fields = [QueueMessage._meta.get_field(name) for name in names]
+
+def _row(
+    server_pk: int, queue_id: str, kind: str, queue_dir: str, stamp: tuple[int, int, int], facts, body_size: int | None
+) -> tuple:
+    recipients = facts.recipients
+    first_domain = recipients[0].rpartition("@")[2].lower() if recipients and "@" in recipients[0] else ""
+    priority = facts.priority
+    return (
+        server_pk,
+        queue_id,
+        kind,
+        state_of(kind, facts.attempts),
+        queue_dir,
+        *stamp,
+        facts.sender[:TEXT_LIMIT],
+        "\n".join(recipients),
+        len(recipients),
+        first_domain[:TEXT_LIMIT],
+        facts.subject[:TEXT_LIMIT],
+        facts.reason[:TEXT_LIMIT],
+        facts.status_message[:TEXT_LIMIT],
+        _sql_time(facts.created),
+        _sql_time(facts.last_attempt),
+        max(0, min(facts.attempts, 2**31 - 1)),
+        priority if priority is not None and abs(priority) < 2**62 else None,
+        body_size,
+        "\n".join(facts.problems),
+        facts.truncated,
+    )
+
+
+def _reader(server_pk: int, data_dirs: dict[str, str]):
+    def read(jobs: Sequence[tuple[str, str, str, str]]) -> list[tuple]:
+        rows = []
+        for queue_id, kind, path, queue_dir in jobs:
+            row = read_row(server_pk, queue_id, kind, path, queue_dir, data_dirs[queue_dir])
+            if row is not None:
+                rows.append(row)
+        return rows
+
+    return read
+
+
+def _upsert_sql() -> str:
+    fields = [QueueMessage._meta.get_field(name) for name in COLUMNS]
     quote = connection.ops.quote_name
     columns = [quote(field.column) for field in fields]
-    sql = (
-        f"INSERT INTO {quote(QueueMessage._meta.db_table)} ({', '.join(columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+    return (
+        f"INSERT INTO {_table()} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
         f"ON CONFLICT ({columns[0]}, {columns[1]}) DO UPDATE SET "
         + ", ".join(f"{column} = excluded.{column}" for column in columns[2:])
     )
-    adapt = connection.ops.adapt_datetimefield_value
-    dated = {"created", "last_attempt"}
+
+
+def _delete(server: MailServer, queue_ids: list[str]) -> None:
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), WRITE_BATCH):
-            cursor.executemany(
-                sql,
-                [
-                    [adapt(row[name]) if name in dated else row[name] for name in names]
-                    for row in rows[start : start + WRITE_BATCH]
-                ],
+        for start in range(0, len(queue_ids), WRITE_BATCH):
+            batch = queue_ids[start : start + WRITE_BATCH]
+            cursor.execute(
+                f"DELETE FROM {_table()} WHERE server_id = %s AND queue_id IN ({', '.join(['%s'] * len(batch))})",
+                [server.pk, *batch],
             )
 
 
-def _stamp(found: spool.ControlFile) -> tuple:
-    return (found.kind, found.queue_dir, found.inode, found.size, found.mtime_ns)
+@contextmanager
+def _indexes_built_after(rows: int) -> Iterator[None]:
+    """On SQLite, fill an empty table without its secondary indexes and build them afterwards.
 
-
-def _known_stamps(server: MailServer) -> dict[str, tuple[int, tuple]]:
-    """queue id → (row id, stamp) for every indexed job, read as plain tuples (100k rows are common)."""
-    table = connection.ops.quote_name(QueueMessage._meta.db_table)
+    Building an index over 100,000 rows at once costs about half of keeping it up to date row
+    by row. DDL is transactional in SQLite: the caller's transaction puts the very same
+    indexes back (their SQL is read from sqlite_master) or, if it fails, never dropped them.
+    """
+    if connection.vendor != "sqlite" or rows < FANOUT_MIN_FILES:
+        yield
+        return
     with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {_table()} LIMIT 1")
+        if cursor.fetchone() is not None:
+            yield
+            return
         cursor.execute(
-            f"SELECT id, queue_id, kind, directory, inode, file_size, mtime_ns FROM {table} WHERE server_id = %s",
-            [server.pk],
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s AND sql IS NOT NULL",
+            [QueueMessage._meta.db_table],
         )
-        return {row[1]: (row[0], row[2:]) for row in cursor.fetchall()}
+        indexes = cursor.fetchall()
+        for name, _ in indexes:
+            cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+    yield
+    with connection.cursor() as cursor:
+        for _, sql in indexes:
+            cursor.execute(sql)
+
+
+def _changed_on_disk(current: dict[str, tuple[str, int, str]], known: KnownSpool) -> list[str]:
+    """Deep check: queue ids whose kind, directory, inode, size or mtime differ (an lstat each)."""
+    changed = []
+    for queue_id, (kind, inode, queue_dir) in current.items():
+        if known.stamps.get(queue_id) != (kind, inode, queue_dir) or queue_id in known.truncated:
+            changed.append(queue_id)
+            continue
+        try:
+            stat = os.lstat(os.path.join(spool.control_dir(queue_dir), kind + queue_id))
+        except FileNotFoundError:
+            continue
+        size, mtime_ns, _, _ = known.facts[queue_id]
+        if (stat.st_ino, stat.st_size, stat.st_mtime_ns) != (inode, size, mtime_ns):
+            changed.append(queue_id)
+    return changed
+
+
+def _deep_due(last: IndexRefresh | None) -> bool:
+    if last is None or last.deep_checked is None:
+        return True
+    return timezone.now() - last.deep_checked >= timedelta(seconds=settings.QUEUE_INDEX_DEEP_SECONDS)
+
+
+def _needs_analyze(rows: int, analyzed_rows: int) -> bool:
+    """Whether the planner's statistics are too far from the table to choose plans well."""
+    return rows >= 1000 and not (analyzed_rows / 2 <= rows <= analyzed_rows * 2)
 
 
 def refresh(server: MailServer) -> RefreshResult:
-    """Bring the server's rows in line with its spool, re-reading only control files that changed."""
+    """Bring the server's rows in line with its spool, reading only control files that changed."""
     started = time.monotonic()
-    result = RefreshResult()
-    files, result.errors = spool.scan(server.queue_dir)
-    current = {found.queue_id: found for found in files}
+    with _refresh_lock(server):
+        return _refresh(server, started)
+
+
+def _refresh(server: MailServer, started: float) -> RefreshResult:
+    last = IndexRefresh.objects.filter(server=server).first()
+    known = _known(server, last)
+    # Until this refresh commits, no process-wide copy: a failure half-way must not leave one behind.
+    _known_by_server.pop(server.pk, None)
+    result = RefreshResult(deep=_deep_due(last))
+    current, result.errors = spool.list_control(server.queue_dir)
+    if result.deep:
+        candidates = _changed_on_disk(current, known)
+    else:
+        stamp_of = known.stamps.get
+        candidates = [queue_id for queue_id, stamp in current.items() if stamp_of(queue_id) != stamp]
+        candidates += [queue_id for queue_id in known.truncated if current.get(queue_id) == known.stamps[queue_id]]
+    control_dirs = {queue_dir: spool.control_dir(queue_dir) for queue_dir in {stamp[2] for stamp in current.values()}}
+    jobs = []
+    for queue_id in candidates:
+        if QUEUE_ID_PATTERN.fullmatch(queue_id):
+            kind, _, queue_dir = current[queue_id]
+            jobs.append((queue_id, kind, os.path.join(control_dirs[queue_dir], kind + queue_id), queue_dir))
+        else:
+            current.pop(queue_id)  # not a name sendmail gives a job
+    # Queue ids grow with time, so rows written in id order append to the indexes instead of
+    # landing all over them.
+    jobs.sort()
+    new_ids = sum(1 for job in jobs if job[0] not in known.stamps)
+    gone = [] if len(current) - new_ids == known.rows else list(known.stamps.keys() - current.keys())
     result.files_seen = len(current)
-    known = _known_stamps(server)
-    changed = [found for queue_id, found in current.items() if known.get(queue_id, (0, None))[1] != _stamp(found)]
-    gone = [pk for queue_id, (pk, _) in known.items() if queue_id not in current]
-    data_dirs = {queue_dir: spool.data_dir(queue_dir) for queue_dir in {found.queue_dir for found in changed}}
-    fresh: list[dict] = []
-    for found in changed:
-        parsed = spool.read_control(found.path, found.kind, found.queue_id, INDEXED_HEADERS)
-        if parsed is not None:
-            fresh.append(row_for(server, found, parsed, data_dirs[found.queue_dir]))
-    result.files_read = len(fresh)
-    result.removed = len(gone)
+    data_dirs = {queue_dir: spool.data_dir(queue_dir) for queue_dir in {job[3] for job in jobs}}
+    read = _reader(server.pk, data_dirs)
+    children = min(os.cpu_count() or 1, 4) if len(jobs) >= FANOUT_MIN_FILES else 1
+    sql = _upsert_sql()
+    fresh: list[tuple] = []
     with transaction.atomic():
-        for start in range(0, len(gone), WRITE_BATCH):
-            QueueMessage.objects.filter(pk__in=gone[start : start + WRITE_BATCH]).delete()
-        upsert(fresh)
-    result.seconds = time.monotonic() - started
-    IndexRefresh.objects.update_or_create(
-        server=server,
-        defaults={
-            "finished": timezone.now(),
-            "seconds": result.seconds,
-            "files_seen": result.files_seen,
-            "files_read": result.files_read,
-            "removed": result.removed,
-            "error": "; ".join(result.errors),
-            "state_counts": dict(
-                QueueMessage.objects.filter(server=server).order_by().values_list("state").annotate(n=Count("id"))
-            ),
-        },
-    )
+        _delete(server, gone)
+        with _indexes_built_after(len(jobs)), connection.cursor() as cursor:
+            for rows in fanout(read, jobs, children=children, batch=WRITE_BATCH):
+                cursor.executemany(sql, rows)
+                fresh.extend(rows)
+        for queue_id in gone:
+            known.forget(queue_id)
+        known.learn(fresh)
+        known.token = secrets.randbits(62)
+        result.files_read = len(fresh)
+        result.removed = len(gone)
+        result.seconds = time.monotonic() - started
+        analyzed_rows = last.analyzed_rows if last else 0
+        analyze = _needs_analyze(known.rows, analyzed_rows)
+        now = timezone.now()
+        IndexRefresh.objects.update_or_create(
+            server=server,
+            defaults={
+                "finished": now,
+                "seconds": result.seconds,
+                "files_seen": result.files_seen,
+                "files_read": result.files_read,
+                "removed": result.removed,
+                "error": "; ".join(result.errors),
+                "state_counts": {state: count for state, count in known.states.items() if count > 0},
+                "token": known.token,
+                "deep_checked": now if result.deep else last.deep_checked,
+                "analyzed_rows": known.rows if analyze else analyzed_rows,
+            },
+        )
+    _known_by_server[server.pk] = known
+    if analyze:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {_table()}")
     return result

@@ -75,6 +75,15 @@ class IndexRefresh(models.Model):
     removed = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     state_counts = models.JSONField(default=dict, blank=True, help_text="state → messages, as of this refresh.")
+    token = models.BigIntegerField(
+        default=0, help_text="Random, new at every refresh: a process's copy of the index with this token is current."
+    )
+    deep_checked = models.DateTimeField(
+        null=True, blank=True, help_text="The last refresh that compared size and mtime of every file."
+    )
+    analyzed_rows = models.PositiveIntegerField(
+        default=0, help_text="Index rows when the database last gathered planner statistics on them."
+    )
 
     def __str__(self) -> str:
         return f"index of {self.server} at {self.finished:%Y-%m-%d %H:%M:%S}"

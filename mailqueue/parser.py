@@ -23,6 +23,9 @@ MACRO_BYTE = 0x81
 META_QUOTE = 0xFF
 META_SEQUENCE = re.compile(rb"\xff([\x80-\xff])|\x81(\{[^}\s]{1,64}\}|.)", re.S)
 END_LINE = b"."
+# sendmail reads a line starting with a TAB or a space as the continuation of the one before
+# (fgetfolded); it writes header continuations both ways (commaize folds with spaces).
+FOLDING = (b"\t", b" ")
 # Recipient flags before the colon of an R line (queue.c): notify on Success/Failure/Delay,
 # Never, Primary address, Alias, and the internal ones later versions add.
 RECIPIENT_FLAG_LETTERS = frozenset("SFDNPABX")
@@ -157,7 +160,7 @@ def _logical_lines(data: bytes) -> tuple[list[bytes], bool]:
         if line == END_LINE and not (cut_mid_line and index == len(physical) - 1):
             ended = True
             break
-        if line.startswith(b"\t") and items:
+        if line[:1] in FOLDING and items:
             items[-1] += b"\n" + line
         else:
             items.append(line)

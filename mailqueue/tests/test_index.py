@@ -11,7 +11,7 @@ import pytest
 from conftest import wait_for
 from mailadmin.gateway import Mta
 from mailqueue import index
-from mailqueue.models import QueueMessage
+from mailqueue.models import IndexRefresh, QueueMessage
 from mailqueue.parser import parse_queue_file
 
 SAMPLES = Path("/work/shared/lab/samples")
@@ -203,3 +203,120 @@ def test_hostile_headers_render_as_text_on_every_queue_page(submit, client, view
         parser.feed(page.content.decode())
         assert parser.found == [], parser.found
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[1].content.decode()
+
+
+def test_a_finished_file_edited_in_place_is_seen_by_the_next_deep_refresh(scratch_server, settings):
+    """sendmail never rewrites a finished qf in place, so the quick refresh trusts the inode;
+    an edit in place (same inode) shows at the next deep refresh, which compares size and mtime."""
+    queue = Path(scratch_server.queue_dir)
+    path = queue / "qf6AOIJJ5g025905"
+    path.write_bytes((SAMPLES / "qf-normal.txt").read_bytes())
+    assert index.refresh(scratch_server).deep
+    with open(path, "r+b") as handle:  # same inode
+        data = handle.read().replace(b"Subject: ", b"Subject: edited ")
+        handle.seek(0)
+        handle.write(data)
+
+    quick = index.refresh(scratch_server)
+    assert not quick.deep and quick.files_read == 0
+
+    settings.QUEUE_INDEX_DEEP_SECONDS = 0
+    deep = index.refresh(scratch_server)
+    assert deep.deep and deep.files_read == 1
+    assert QueueMessage.objects.get(queue_id="6AOIJJ5g025905").subject.startswith("edited ")
+
+
+def test_a_file_seen_half_written_is_read_again_until_it_is_finished(scratch_server):
+    queue = Path(scratch_server.queue_dir)
+    data = (SAMPLES / "qf-deferred-multircpt.txt").read_bytes()
+    path = queue / "qf6AOIEqMh025788"
+    path.write_bytes(data[:100])  # sendmail writes a new job's qf directly, under its lock
+    index.refresh(scratch_server)
+    assert QueueMessage.objects.get(queue_id="6AOIEqMh025788").truncated
+    with open(path, "ab") as handle:
+        handle.write(data[100:])
+
+    assert index.refresh(scratch_server).files_read == 1
+    row = QueueMessage.objects.get(queue_id="6AOIEqMh025788")
+    assert not row.truncated and row.problems == "" and row.recipient_count > 1
+    assert index.refresh(scratch_server).files_read == 0
+
+
+def test_a_refresh_by_another_process_is_not_overlooked(scratch_server):
+    """The process keeps the index's stamps between refreshes; a token in the row tells it when
+    another process (a worker, the web server) refreshed in between."""
+    queue = Path(scratch_server.queue_dir)
+    sample = (SAMPLES / "qf-normal.txt").read_bytes()
+    (queue / "qf6AOIJJ5g000001").write_bytes(sample)
+    index.refresh(scratch_server)
+    (queue / "qf6AOIJJ5g000001").unlink()
+    (queue / "qf6AOIJJ5g000002").write_bytes(sample)
+    # What another process's refresh leaves behind: other rows and another token.
+    QueueMessage.objects.filter(server=scratch_server).delete()
+    IndexRefresh.objects.filter(server=scratch_server).update(token=12345)
+
+    result = index.refresh(scratch_server)
+
+    assert result.files_read == 1
+    assert list(QueueMessage.objects.filter(server=scratch_server).values_list("queue_id", flat=True)) == [
+        "6AOIJJ5g000002"
+    ]
+
+
+def fill_scratch_queue(queue: Path, count: int) -> list[str]:
+    template = (SAMPLES / "qf-normal.txt").read_bytes()
+    ids = []
+    for number in range(count):
+        queue_id = f"6AOIJJ5g{number:06d}"
+        (queue / f"qf{queue_id}").write_bytes(template.replace(b"T1795", b"T%d" % (1795 + number % 7)))
+        (queue / f"df{queue_id}").write_bytes(b"x" * (number % 100))
+        ids.append(queue_id)
+    return ids
+
+
+def index_definitions() -> list[tuple[str, str]]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s ORDER BY name",
+            [QueueMessage._meta.db_table],
+        )
+        return cursor.fetchall()
+
+
+def test_a_first_build_reads_in_forked_children_and_puts_every_index_back(scratch_server):
+    queue = Path(scratch_server.queue_dir)
+    ids = fill_scratch_queue(queue, index.FANOUT_MIN_FILES + 10)
+    QueueMessage.objects.all().delete()
+    before = index_definitions()
+
+    result = index.refresh(scratch_server)
+
+    assert result.files_read == len(ids)
+    assert index_definitions() == before
+    rows = QueueMessage.objects.filter(server=scratch_server)
+    assert rows.count() == len(ids)
+    row = rows.get(queue_id=ids[57])
+    assert row.body_size == 57 and row.state == "queued" and row.problems == ""
+    assert index.refresh(scratch_server).files_read == 0
+
+
+def test_a_reader_that_fails_leaves_no_rows_and_every_index(scratch_server, monkeypatch):
+    from mailqueue import fanout
+
+    queue = Path(scratch_server.queue_dir)
+    fill_scratch_queue(queue, index.FANOUT_MIN_FILES + 10)
+    QueueMessage.objects.all().delete()
+    before = index_definitions()
+
+    def exploding_digest(data, **kwargs):
+        raise MemoryError("a reader ran out of memory")
+
+    monkeypatch.setattr(index, "digest", exploding_digest)
+    with pytest.raises(fanout.ChildFailed, match="ran out of memory"):
+        index.refresh(scratch_server)
+
+    assert index_definitions() == before
+    assert not QueueMessage.objects.filter(server=scratch_server).exists()
+    assert not IndexRefresh.objects.filter(server=scratch_server).exists()
