@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from mailqueue.parser import KINDS, QueueFile, decode_text, parse_queue_file, strip_angles
+from mailqueue.parser import QueueFile, decode_text, parse_queue_file, strip_angles
 
 INDEXED_HEADERS = frozenset({b"subject"})
 
@@ -57,13 +57,6 @@ class Digest(NamedTuple):
     data_dir: str
     problems: tuple[str, ...]
     truncated: bool
-
-
-def state_of(kind: str, attempts: int) -> str:
-    """The index state of a job: its file kind, and for a qf whether a delivery was tried."""
-    if kind != "qf":
-        return KINDS.get(kind, "lost")
-    return "failing" if attempts > 0 else "queued"
 
 
 def unreadable(problem: str) -> Digest:

@@ -32,10 +32,10 @@ from django.utils import timezone
 
 from mailadmin.models import MailServer
 from mailqueue import spool
-from mailqueue.digest import digest, state_of, unreadable
+from mailqueue.digest import digest, unreadable
 from mailqueue.fanout import fanout
 from mailqueue.models import IndexRefresh, QueueMessage
-from mailqueue.parser import QUEUE_ID_PATTERN
+from mailqueue.parser import QUEUE_ID_PATTERN, state_of
 
 WRITE_BATCH = 500
 TEXT_LIMIT = 400

@@ -110,9 +110,7 @@ class QueueFile:
 
     @property
     def state(self) -> str:
-        if self.kind != "qf":
-            return KINDS.get(self.kind, "lost")
-        return "failing" if self.attempts > 0 else "queued"
+        return state_of(self.kind, self.attempts)
 
     def header(self, name: str) -> str:
         wanted = name.lower()
@@ -125,6 +123,13 @@ class QueueFile:
     @property
     def sender_address(self) -> str:
         return strip_angles(self.sender)
+
+
+def state_of(kind: str, attempts: int) -> str:
+    """A job's state: its file kind, and for a qf whether a delivery was tried."""
+    if kind != "qf":
+        return KINDS.get(kind, "lost")
+    return "failing" if attempts > 0 else "queued"
 
 
 def strip_angles(address: str) -> str:
