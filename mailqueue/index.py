@@ -266,22 +266,19 @@ def _delete(server: MailServer, queue_ids: list[str]) -> None:
             )
 
 
-@contextmanager
-def _indexes_built_after(rows: int) -> Iterator[None]:
-    """On SQLite, fill an empty table without its secondary indexes and build them afterwards.
+def _drop_secondary_indexes(rows: int) -> list[str]:
+    """On SQLite, before filling an empty table: drop its secondary indexes, return their SQL.
 
     Building an index over 100,000 rows at once costs about half of keeping it up to date row
-    by row. DDL is transactional in SQLite: the caller's transaction puts the very same
-    indexes back (their SQL is read from sqlite_master) or, if it fails, never dropped them.
+    by row. DDL is transactional in SQLite: the caller's transaction creates the very same
+    indexes again (their SQL is read from sqlite_master) or, if it fails, never dropped them.
     """
     if connection.vendor != "sqlite" or rows < FANOUT_MIN_FILES:
-        yield
-        return
+        return []
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT 1 FROM {_table()} LIMIT 1")
         if cursor.fetchone() is not None:
-            yield
-            return
+            return []
         cursor.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = %s AND sql IS NOT NULL",
             [QueueMessage._meta.db_table],
@@ -289,10 +286,7 @@ def _indexes_built_after(rows: int) -> Iterator[None]:
         indexes = cursor.fetchall()
         for name, _ in indexes:
             cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
-    yield
-    with connection.cursor() as cursor:
-        for _, sql in indexes:
-            cursor.execute(sql)
+    return [sql for _, sql in indexes]
 
 
 def _changed_on_disk(current: dict[str, tuple[str, int, str]], known: KnownSpool) -> list[str]:
@@ -364,10 +358,13 @@ def _refresh(server: MailServer, started: float) -> RefreshResult:
     fresh: list[tuple] = []
     with transaction.atomic():
         _delete(server, gone)
-        with _indexes_built_after(len(jobs)), connection.cursor() as cursor:
+        dropped = _drop_secondary_indexes(len(jobs))
+        with connection.cursor() as cursor:
             for rows in fanout(read, jobs, children=children, batch=WRITE_BATCH):
                 cursor.executemany(sql, rows)
                 fresh.extend(rows)
+            for index_sql in dropped:
+                cursor.execute(index_sql)
         for queue_id in gone:
             known.forget(queue_id)
         known.learn(fresh)
@@ -376,7 +373,8 @@ def _refresh(server: MailServer, started: float) -> RefreshResult:
         result.removed = len(gone)
         result.seconds = time.monotonic() - started
         analyzed_rows = last.analyzed_rows if last else 0
-        analyze = _needs_analyze(known.rows, analyzed_rows)
+        # A rebuilt index has no planner statistics until the next ANALYZE.
+        analyze = bool(dropped) or _needs_analyze(known.rows, analyzed_rows)
         now = timezone.now()
         IndexRefresh.objects.update_or_create(
             server=server,

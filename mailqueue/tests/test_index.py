@@ -320,3 +320,24 @@ def test_a_reader_that_fails_leaves_no_rows_and_every_index(scratch_server, monk
     assert index_definitions() == before
     assert not QueueMessage.objects.filter(server=scratch_server).exists()
     assert not IndexRefresh.objects.filter(server=scratch_server).exists()
+
+
+def planner_statistics() -> set[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT idx FROM sqlite_stat1 WHERE tbl = %s", [QueueMessage._meta.db_table])
+        return {name for (name,) in cursor.fetchall()}
+
+
+def test_rebuilt_indexes_get_planner_statistics_again(scratch_server):
+    queue = Path(scratch_server.queue_dir)
+    fill_scratch_queue(queue, index.FANOUT_MIN_FILES + 10)
+    QueueMessage.objects.all().delete()
+    index.refresh(scratch_server)
+    assert planner_statistics() >= {name for name, _ in index_definitions()}
+    QueueMessage.objects.all().delete()  # the row count the statistics were taken at stays the same
+
+    index.refresh(scratch_server)
+
+    assert planner_statistics() >= {name for name, _ in index_definitions()}
