@@ -337,12 +337,13 @@ def _refresh(server: MailServer, started: float) -> RefreshResult:
         stamp_of = known.stamps.get
         candidates = [queue_id for queue_id, stamp in current.items() if stamp_of(queue_id) != stamp]
         candidates += [queue_id for queue_id in known.truncated if current.get(queue_id) == known.stamps[queue_id]]
-    control_dirs = {queue_dir: spool.control_dir(queue_dir) for queue_dir in {stamp[2] for stamp in current.values()}}
+    control_dirs: dict[str, str] = {}
     jobs = []
     for queue_id in candidates:
         if QUEUE_ID_PATTERN.fullmatch(queue_id):
             kind, _, queue_dir = current[queue_id]
-            jobs.append((queue_id, kind, os.path.join(control_dirs[queue_dir], kind + queue_id), queue_dir))
+            where = control_dirs.get(queue_dir) or control_dirs.setdefault(queue_dir, spool.control_dir(queue_dir))
+            jobs.append((queue_id, kind, os.path.join(where, kind + queue_id), queue_dir))
         else:
             current.pop(queue_id)  # not a name sendmail gives a job
     # Queue ids grow with time, so rows written in id order append to the indexes instead of
@@ -355,21 +356,19 @@ def _refresh(server: MailServer, started: float) -> RefreshResult:
     read = _reader(server.pk, data_dirs)
     children = min(os.cpu_count() or 1, 4) if len(jobs) >= FANOUT_MIN_FILES else 1
     sql = _upsert_sql()
-    fresh: list[tuple] = []
     with transaction.atomic():
         _delete(server, gone)
+        for queue_id in gone:
+            known.forget(queue_id)
         dropped = _drop_secondary_indexes(len(jobs))
         with connection.cursor() as cursor:
             for rows in fanout(read, jobs, children=children, batch=WRITE_BATCH):
                 cursor.executemany(sql, rows)
-                fresh.extend(rows)
+                known.learn(rows)
+                result.files_read += len(rows)
             for index_sql in dropped:
                 cursor.execute(index_sql)
-        for queue_id in gone:
-            known.forget(queue_id)
-        known.learn(fresh)
         known.token = secrets.randbits(62)
-        result.files_read = len(fresh)
         result.removed = len(gone)
         result.seconds = time.monotonic() - started
         analyzed_rows = last.analyzed_rows if last else 0
