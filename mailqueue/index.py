@@ -35,7 +35,7 @@ from mailqueue import spool
 from mailqueue.digest import digest, unreadable
 from mailqueue.fanout import fanout
 from mailqueue.models import IndexRefresh, QueueMessage
-from mailqueue.parser import QUEUE_ID_PATTERN, state_of
+from mailqueue.parser import KINDS, split_file_name, state_of
 
 WRITE_BATCH = 500
 TEXT_LIMIT = 400
@@ -81,31 +81,35 @@ class RefreshResult:
 
 @dataclass
 class KnownSpool:
-    """What the index rows of one server say, as the refresh compares it with readdir."""
+    """What the index rows of one server say, in the shape readdir gives (spool.list_control)."""
 
     token: int
-    rows: int
-    stamps: dict[str, tuple[str, int, str]]  # queue id → (kind, inode, directory), as spool.list_control
-    facts: dict[str, tuple[int, int, bool, str]]  # queue id → (file size, mtime_ns, truncated, state)
+    names: dict[str, dict[str, int]]  # queue directory → {control file name: inode}
+    facts: dict[str, tuple[str, str, int, int, bool, str]]  # id → (kind, directory, size, mtime_ns, truncated, state)
     truncated: set[str]
     states: Counter
 
+    @property
+    def rows(self) -> int:
+        return len(self.facts)
+
     def forget(self, queue_id: str) -> None:
-        self.stamps.pop(queue_id, None)
         old = self.facts.pop(queue_id, None)
         if old is not None:
-            self.states[old[3]] -= 1
+            kind, directory, _, _, _, state = old
+            self.names.get(directory, {}).pop(kind + queue_id, None)
+            self.states[state] -= 1
             self.truncated.discard(queue_id)
 
     def learn(self, rows: list[tuple]) -> None:
-        """Take in rows just written (COLUMNS order); done in bulk, a first build brings 100,000."""
+        """Take in rows just written (COLUMNS order), in bulk: a first build brings 100,000."""
         for row in rows:
             self.forget(row[1])
-        self.stamps.update({row[1]: (row[2], row[5], row[4]) for row in rows})
-        self.facts.update({row[1]: (row[6], row[7], row[-1], row[3]) for row in rows})
+        for row in rows:
+            self.names.setdefault(row[4], {})[row[2] + row[1]] = row[5]
+        self.facts.update({row[1]: (row[2], row[4], row[6], row[7], row[-1], row[3]) for row in rows})
         self.states.update(row[3] for row in rows)
         self.truncated.update(row[1] for row in rows if row[-1])
-        self.rows = len(self.stamps)
 
 
 _known_by_server: dict[int, KnownSpool] = {}
@@ -116,8 +120,7 @@ def _table() -> str:
 
 
 def _load_known(server: MailServer, token: int) -> KnownSpool:
-    known = KnownSpool(token=token, rows=0, stamps={}, facts={}, truncated=set(), states=Counter())
-    directories: dict[str, str] = {}
+    known = KnownSpool(token=token, names={}, facts={}, truncated=set(), states=Counter())
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT queue_id, kind, inode, directory, file_size, mtime_ns, truncated, state FROM {_table()} "
@@ -125,13 +128,11 @@ def _load_known(server: MailServer, token: int) -> KnownSpool:
             [server.pk],
         )
         for queue_id, kind, inode, directory, size, mtime_ns, truncated, state in cursor.fetchall():
-            directory = directories.setdefault(directory, directory)
-            known.stamps[queue_id] = (kind, inode, directory)
-            known.facts[queue_id] = (size, mtime_ns, bool(truncated), state)
+            known.names.setdefault(directory, {})[kind + queue_id] = inode
+            known.facts[queue_id] = (kind, directory, size, mtime_ns, bool(truncated), state)
             known.states[state] += 1
             if truncated:
                 known.truncated.add(queue_id)
-    known.rows = len(known.stamps)
     return known
 
 
@@ -289,21 +290,46 @@ def _drop_secondary_indexes(rows: int) -> list[str]:
     return [sql for _, sql in indexes]
 
 
-def _changed_on_disk(current: dict[str, tuple[str, int, str]], known: KnownSpool) -> list[str]:
-    """Deep check: queue ids whose kind, directory, inode, size or mtime differ (an lstat each)."""
+def _changed_names(current: dict[str, dict[str, int]], known: KnownSpool) -> list[tuple[str, str]]:
+    """(directory, name) of every control file that is new or has another inode than indexed."""
     changed = []
-    for queue_id, (kind, inode, queue_dir) in current.items():
-        if known.stamps.get(queue_id) != (kind, inode, queue_dir) or queue_id in known.truncated:
-            changed.append(queue_id)
-            continue
-        try:
-            stat = os.lstat(os.path.join(spool.control_dir(queue_dir), kind + queue_id))
-        except FileNotFoundError:
-            continue
-        size, mtime_ns, _, _ = known.facts[queue_id]
-        if (stat.st_ino, stat.st_size, stat.st_mtime_ns) != (inode, size, mtime_ns):
-            changed.append(queue_id)
+    for queue_dir, entries in current.items():
+        inode_of = known.names.get(queue_dir, {}).get
+        changed += [(queue_dir, name) for name, inode in entries.items() if inode_of(name) != inode]
     return changed
+
+
+def _changed_on_disk(current: dict[str, dict[str, int]], known: KnownSpool) -> list[tuple[str, str]]:
+    """Deep check: also the files whose size or mtime differ from the index (an lstat each)."""
+    changed = []
+    for queue_dir, entries in current.items():
+        where = spool.control_dir(queue_dir)
+        inode_of = known.names.get(queue_dir, {}).get
+        for name, inode in entries.items():
+            facts = known.facts.get(name[2:])
+            if inode_of(name) != inode or facts is None or facts[0] != name[:2]:
+                changed.append((queue_dir, name))
+                continue
+            try:
+                stat = os.lstat(os.path.join(where, name))
+            except FileNotFoundError:
+                continue
+            if (stat.st_ino, stat.st_size, stat.st_mtime_ns) != (inode, facts[2], facts[3]):
+                changed.append((queue_dir, name))
+    return changed
+
+
+def _gone_names(current: dict[str, dict[str, int]], known: KnownSpool, changed: list[tuple[str, str]]):
+    """(directory, name) of indexed control files that are no longer there."""
+    new = sum(1 for queue_dir, name in changed if name not in known.names.get(queue_dir, {}))
+    if sum(len(entries) for entries in current.values()) - new == known.rows:
+        return []  # every indexed name is still there: the usual case, without a set of 100,000
+    return [
+        (queue_dir, name)
+        for queue_dir, names in known.names.items()
+        for name in names
+        if name not in current.get(queue_dir, {})
+    ]
 
 
 def _deep_due(last: IndexRefresh | None) -> bool:
@@ -331,27 +357,39 @@ def _refresh(server: MailServer, started: float) -> RefreshResult:
     _known_by_server.pop(server.pk, None)
     result = RefreshResult(deep=_deep_due(last))
     current, result.errors = spool.list_control(server.queue_dir)
-    if result.deep:
-        candidates = _changed_on_disk(current, known)
-    else:
-        stamp_of = known.stamps.get
-        candidates = [queue_id for queue_id, stamp in current.items() if stamp_of(queue_id) != stamp]
-        candidates += [queue_id for queue_id in known.truncated if current.get(queue_id) == known.stamps[queue_id]]
+    candidates = _changed_on_disk(current, known) if result.deep else _changed_names(current, known)
+    for queue_id in known.truncated:
+        kind, queue_dir = known.facts[queue_id][:2]
+        if current.get(queue_dir, {}).get(kind + queue_id) == known.names[queue_dir][kind + queue_id]:
+            candidates.append((queue_dir, kind + queue_id))
+    gone = []
+    for _, name in _gone_names(current, known, candidates):
+        queue_id = name[2:]
+        # A job renamed (qf → hf) or moved to another queue directory is not gone: read it again.
+        elsewhere = [
+            (where, kind + queue_id)
+            for where, entries in current.items()
+            for kind in KINDS
+            if kind + queue_id in entries
+        ]
+        if elsewhere:
+            candidates += elsewhere
+        elif known.facts.get(queue_id, ("",))[0] + queue_id == name:
+            gone.append(queue_id)
     control_dirs: dict[str, str] = {}
     jobs = []
-    for queue_id in candidates:
-        if QUEUE_ID_PATTERN.fullmatch(queue_id):
-            kind, _, queue_dir = current[queue_id]
-            where = control_dirs.get(queue_dir) or control_dirs.setdefault(queue_dir, spool.control_dir(queue_dir))
-            jobs.append((queue_id, kind, os.path.join(where, kind + queue_id), queue_dir))
-        else:
-            current.pop(queue_id)  # not a name sendmail gives a job
+    strangers = 0
+    for queue_dir, name in dict.fromkeys(candidates):
+        parts = split_file_name(name)
+        if parts is None:
+            strangers += 1  # not a name sendmail gives a job
+            continue
+        where = control_dirs.get(queue_dir) or control_dirs.setdefault(queue_dir, spool.control_dir(queue_dir))
+        jobs.append((parts[1], parts[0], os.path.join(where, name), queue_dir))
     # Queue ids grow with time, so rows written in id order append to the indexes instead of
     # landing all over them.
     jobs.sort()
-    new_ids = sum(1 for job in jobs if job[0] not in known.stamps)
-    gone = [] if len(current) - new_ids == known.rows else list(known.stamps.keys() - current.keys())
-    result.files_seen = len(current)
+    result.files_seen = sum(len(entries) for entries in current.values()) - strangers
     data_dirs = {queue_dir: spool.data_dir(queue_dir) for queue_dir in {job[3] for job in jobs}}
     read = _reader(server.pk, data_dirs)
     children = min(os.cpu_count() or 1, 4) if len(jobs) >= FANOUT_MIN_FILES else 1

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mailadmin.overview import queue_directories
-from mailqueue.parser import KINDS, QueueFile, parse_queue_file, split_file_name
+from mailqueue.parser import QueueFile, parse_queue_file, split_file_name
 
 CONTROL_FILE_LIMIT = 4 * 1024 * 1024
 BODY_PREVIEW_LIMIT = 16 * 1024
@@ -76,15 +76,16 @@ def scan(queue_dir_setting: str) -> tuple[list[ControlFile], list[str]]:
     return found, errors
 
 
-def list_control(queue_dir_setting: str) -> tuple[dict[str, tuple[str, int, str]], list[str]]:
-    """queue id → (kind, inode, queue directory) for every control-file name; and errors.
+def list_control(queue_dir_setting: str) -> tuple[dict[str, dict[str, int]], list[str]]:
+    """queue directory → {control file name: inode} for every directory; and errors.
 
     One readdir per directory and no stat: readdir gives the inode, and sendmail changes a
     finished control file only by writing a new one and renaming it (tf → qf, qf → hf), so a
-    new inode under the same name is a change. Names are not checked here; the index checks
+    new inode under the same name is a change. Names are only sorted from data and temporary
+    files here (a cheap first-letter test: half of a flat spool is df files); the index checks
     the few it has not seen before.
     """
-    found: dict[str, tuple[str, int, str]] = {}
+    found: dict[str, dict[str, int]] = {}
     errors: list[str] = []
     try:
         directories = queue_directories(queue_dir_setting)
@@ -94,13 +95,9 @@ def list_control(queue_dir_setting: str) -> tuple[dict[str, tuple[str, int, str]
         where = control_dir(queue_dir)
         try:
             with os.scandir(where) as entries:
-                found.update(
-                    {
-                        name[2:]: (name[:2], entry.inode(), queue_dir)
-                        for entry in entries
-                        if (name := entry.name)[:2] in KINDS
-                    }
-                )
+                found[queue_dir] = {
+                    name: entry.inode() for entry in entries if (name := entry.name)[0] in "qhQ" and name[1:2] == "f"
+                }
         except OSError as exc:
             errors.append(f"{where}: {exc.strerror or exc}")
     return found, errors
