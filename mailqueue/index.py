@@ -324,12 +324,11 @@ def _gone_names(current: dict[str, dict[str, int]], known: KnownSpool, changed: 
     new = sum(1 for queue_dir, name in changed if name not in known.names.get(queue_dir, {}))
     if sum(len(entries) for entries in current.values()) - new == known.rows:
         return []  # every indexed name is still there: the usual case, without a set of 100,000
-    return [
-        (queue_dir, name)
-        for queue_dir, names in known.names.items()
-        for name in names
-        if name not in current.get(queue_dir, {})
-    ]
+    gone = []
+    for queue_dir, names in known.names.items():
+        there = current.get(queue_dir, {})
+        gone += [(queue_dir, name) for name in names if name not in there]
+    return gone
 
 
 def _deep_due(last: IndexRefresh | None) -> bool:
