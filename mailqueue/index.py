@@ -103,10 +103,11 @@ class KnownSpool:
 
     def learn(self, rows: list[tuple]) -> None:
         """Take in rows just written (COLUMNS order), in bulk: a first build brings 100,000."""
-        for row in rows:
-            self.forget(row[1])
-        for row in rows:
-            self.names.setdefault(row[4], {})[row[2] + row[1]] = row[5]
+        facts, names = self.facts, self.names
+        for queue_id in [row[1] for row in rows if row[1] in facts]:
+            self.forget(queue_id)
+        for directory in {row[4] for row in rows}:
+            names.setdefault(directory, {}).update({row[2] + row[1]: row[5] for row in rows if row[4] == directory})
         self.facts.update({row[1]: (row[2], row[4], row[6], row[7], row[-1], row[3]) for row in rows})
         self.states.update(row[3] for row in rows)
         self.truncated.update(row[1] for row in rows if row[-1])
@@ -383,8 +384,8 @@ def _refresh(server: MailServer, started: float) -> RefreshResult:
         if parts is None:
             strangers += 1  # not a name sendmail gives a job
             continue
-        where = control_dirs.get(queue_dir) or control_dirs.setdefault(queue_dir, spool.control_dir(queue_dir))
-        jobs.append((parts[1], parts[0], os.path.join(where, name), queue_dir))
+        where = control_dirs.get(queue_dir) or control_dirs.setdefault(queue_dir, spool.control_dir(queue_dir) + "/")
+        jobs.append((parts[1], parts[0], where + name, queue_dir))
     # Queue ids grow with time, so rows written in id order append to the indexes instead of
     # landing all over them.
     jobs.sort()
