@@ -22,14 +22,14 @@ INDEXED_HEADERS = frozenset({b"subject"})
 # The lines of a finished file that the full parser reads without noting a problem. Only a
 # header line may be followed by continuation lines (starting with a TAB or a space); a header name is printable ASCII
 # without spaces or colons, and does not start with "?" (that would be a condition).
-_FINISHED_FILE = re.compile(
-    rb"V[0-9]+\n"
-    rb"(?:[TKNP]-?[0-9]+\n"
-    rb"|[MBF$qAZdI!QrC][^\n]*\n"
-    rb"|S[^\n]+\n"
-    rb"|R[SFDNPABX]*:[^\n]+\n"
-    rb"|H(?:\?[^?\n]*\?)?[ \t]*[!-9;->@-~][!-9;-~]*[ \t]*:[^\n]*\n(?:[\t ][^\n]*\n)*"
-    rb")*"
+_FINISHED_FILE = re.compile(  # possessive: a line that does not fit never needs a second try
+    rb"V[0-9]++\n"
+    rb"(?:H(?:\?[^?\n]*+\?)?[ \t]*+[!-9;->@-~][!-9;-~]*+[ \t]*+:[^\n]*+\n(?:[\t ][^\n]*+\n)*+"
+    rb"|R[SFDNPABX]*+:[^\n]++\n"
+    rb"|[MBF$qAZdI!QrC][^\n]*+\n"
+    rb"|[TKNP]-?[0-9]++\n"
+    rb"|S[^\n]++\n"
+    rb")*+"
     rb"\.\n"
 )
 # Groups: 1-2 a one-letter item and its value, 3 a recipient address, 4 a Subject value. The
@@ -91,45 +91,32 @@ def digest(data: bytes, *, queue_id: str = "", kind: str = "qf") -> Digest:
 
 
 def _digest_finished(data: bytes) -> Digest | None:
-    created = last_attempt = priority = sender = subject = None
-    attempts = 0
-    reason = status = data_dir = ""
+    values: dict[bytes, bytes] = {}  # letter → value of its last line, as the full parser keeps
     recipients = []
+    subject = None
     # findall, not finditer: tuples cost half of what match objects do, and this runs per file.
     for letter, value, address, header_value in _INDEXED_LINE.findall(data):
-        if letter == b"T":
-            created = int(value)
-        elif letter == b"K":
-            last_attempt = int(value) or None
-        elif letter == b"N":
-            attempts = int(value)
-        elif letter == b"P":
-            priority = int(value)
-        elif letter == b"M":
-            status = decode_text(value)
-        elif letter == b"q":
-            reason = decode_text(value)
-        elif letter == b"S":
-            sender = value
-        elif letter == b"d":
-            data_dir = decode_text(value)
+        if letter:
+            values[letter] = value
         elif address:  # never empty in a finished file
             recipients.append(strip_angles(decode_text(address)))
         elif subject is None:
-            subject = decode_text(header_value.strip())
+            subject = header_value
+    sender = values.get(b"S")
     if sender is None:
         return None  # "no S line" is a problem only the full parser words
+    created, last_attempt, attempts, priority = (values.get(letter) for letter in (b"T", b"K", b"N", b"P"))
     return Digest(
         sender=strip_angles(decode_text(sender)),
         recipients=tuple(recipients),
-        subject=subject or "",
-        reason=reason,
-        status_message=status,
-        created=created,
-        last_attempt=last_attempt,
-        attempts=attempts,
-        priority=priority,
-        data_dir=data_dir,
+        subject=decode_text(subject.strip()) if subject else "",
+        reason=decode_text(values.get(b"q", b"")),
+        status_message=decode_text(values.get(b"M", b"")),
+        created=None if created is None else int(created),
+        last_attempt=int(last_attempt) or None if last_attempt is not None else None,
+        attempts=int(attempts) if attempts is not None else 0,
+        priority=None if priority is None else int(priority),
+        data_dir=decode_text(values.get(b"d", b"")),
         problems=(),
         truncated=False,
     )

@@ -17,6 +17,7 @@ are spread over forked children (fanout.py) while the parent writes rows.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import secrets
 import time
@@ -163,6 +164,7 @@ def _refresh_lock(server: MailServer) -> Iterator[None]:
         os.close(fd)
 
 
+@functools.lru_cache(maxsize=4096)  # jobs queued in the same second are common, strftime is not cheap
 def _sql_time(epoch: int | None) -> str | None:
     """A Unix time as the text Django stores for a UTC DateTimeField on SQLite."""
     if not epoch or epoch < 0 or epoch > NEWEST_EPOCH:
@@ -170,10 +172,14 @@ def _sql_time(epoch: int | None) -> str | None:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
 
 
-def read_row(server_pk: int, queue_id: str, kind: str, path: str, queue_dir: str, data_dir: str) -> tuple | None:
-    """One QueueMessage row (in COLUMNS order) from a control file; None when it is gone."""
+def read_row(server_pk: int, queue_id: str, kind: str, queue_dir: str, control_fd: int, data_fd: int) -> tuple | None:
+    """One QueueMessage row (in COLUMNS order) from a control file; None when it is gone.
+
+    Files are opened relative to descriptors of their directories: one path step instead of
+    eight is a fifth of the system time of reading 100,000 small files.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(kind + queue_id, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=control_fd)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -188,7 +194,10 @@ def read_row(server_pk: int, queue_id: str, kind: str, path: str, queue_dir: str
     if len(data) > spool.CONTROL_FILE_LIMIT:
         facts = facts._replace(problems=(*facts.problems, f"only the first {spool.CONTROL_FILE_LIMIT} bytes were read"))
     try:
-        body_size = os.stat(os.path.join(facts.data_dir or data_dir, f"df{queue_id}")).st_size
+        if facts.data_dir:  # the job names its own data directory (several queue directories)
+            body_size = os.stat(os.path.join(facts.data_dir, f"df{queue_id}")).st_size
+        else:
+            body_size = os.stat(f"df{queue_id}", dir_fd=data_fd).st_size
     except OSError:
         body_size = None
     return _row(server_pk, queue_id, kind, queue_dir, (stat.st_ino, stat.st_size, stat.st_mtime_ns), facts, body_size)
@@ -235,16 +244,36 @@ def _row(
     )
 
 
-def _reader(server_pk: int, data_dirs: dict[str, str]):
-    def read(jobs: Sequence[tuple[str, str, str, str]]) -> list[tuple]:
+def _reader(server_pk: int):
+    def read(jobs: Sequence[tuple[str, str, str]]) -> list[tuple]:
         rows = []
-        for queue_id, kind, path, queue_dir in jobs:
-            row = read_row(server_pk, queue_id, kind, path, queue_dir, data_dirs[queue_dir])
-            if row is not None:
-                rows.append(row)
+        directories: dict[str, tuple[int, int]] = {}
+        try:
+            for queue_id, kind, queue_dir in jobs:
+                if queue_dir not in directories:
+                    directories[queue_dir] = _open_directories(queue_dir)
+                row = read_row(server_pk, queue_id, kind, queue_dir, *directories[queue_dir])
+                if row is not None:
+                    rows.append(row)
+        finally:
+            for descriptor in {fd for pair in directories.values() for fd in pair}:
+                os.close(descriptor)
         return rows
 
     return read
+
+
+def _open_directories(queue_dir: str) -> tuple[int, int]:
+    """Descriptors of a queue directory's control and data directories (the same one when flat)."""
+    control, data = spool.control_dir(queue_dir), spool.data_dir(queue_dir)
+    control_fd = os.open(control, os.O_RDONLY | os.O_DIRECTORY)
+    if data == control:
+        return control_fd, control_fd
+    try:
+        return control_fd, os.open(data, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        os.close(control_fd)
+        raise
 
 
 def _upsert_sql() -> str:
@@ -376,7 +405,6 @@ def _refresh(server: MailServer, started: float) -> RefreshResult:
             candidates += elsewhere
         elif known.facts.get(queue_id, ("",))[0] + queue_id == name:
             gone.append(queue_id)
-    control_dirs: dict[str, str] = {}
     jobs = []
     strangers = 0
     for queue_dir, name in dict.fromkeys(candidates):
@@ -384,14 +412,12 @@ def _refresh(server: MailServer, started: float) -> RefreshResult:
         if parts is None:
             strangers += 1  # not a name sendmail gives a job
             continue
-        where = control_dirs.get(queue_dir) or control_dirs.setdefault(queue_dir, spool.control_dir(queue_dir) + "/")
-        jobs.append((parts[1], parts[0], where + name, queue_dir))
+        jobs.append((parts[1], parts[0], queue_dir))
     # Queue ids grow with time, so rows written in id order append to the indexes instead of
     # landing all over them.
     jobs.sort()
     result.files_seen = sum(len(entries) for entries in current.values()) - strangers
-    data_dirs = {queue_dir: spool.data_dir(queue_dir) for queue_dir in {job[3] for job in jobs}}
-    read = _reader(server.pk, data_dirs)
+    read = _reader(server.pk)
     children = min(os.cpu_count() or 1, 4) if len(jobs) >= FANOUT_MIN_FILES else 1
     sql = _upsert_sql()
     with transaction.atomic():
