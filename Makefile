@@ -1,5 +1,5 @@
 # Thin wrappers: the work is in scripts/, so CI and a newcomer run exactly the same thing.
-.PHONY: run test bench lint
+.PHONY: run test bench lint fuzz
 
 run:
 	scripts/run
@@ -9,6 +9,9 @@ test:
 
 bench:
 	scripts/bench
+
+fuzz:
+	scripts/fuzz
 
 lint:
 	.venv/bin/ruff check .

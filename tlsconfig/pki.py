@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -31,6 +32,23 @@ ACCEPTED_CURVES = {"secp256r1": 256, "secp384r1": 384, "secp521r1": 521}
 PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 .]+)-----\r?\n(.*?)\r?\n-----END \1-----", re.DOTALL)
 KEY_LABELS = {"PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY", "DSA PRIVATE KEY"}
 DH_LABELS = {"DH PARAMETERS", "X9.42 DH PARAMETERS"}
+# What cryptography raises, often only when a part is first read, for a file it cannot use; the
+# TypeError is a name attribute whose string type does not fit its OID (a BIT STRING common name).
+UNREADABLE = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+# A traditional encrypted key whose AES IV is under 16 bytes: cryptography 50 panics decrypting it, and
+# its PanicException is a BaseException that no refusal here would catch.
+SHORT_AES_IV = re.compile(rb"DEK-Info:[ \t]*AES-[0-9]+-CBC[ \t]*,[ \t]*[0-9A-Fa-f]{0,31}(?![0-9A-Fa-f])")
+# Decrypting a PKCS#8 key costs what the file asks for: cryptography 50 panics on an iteration count
+# above 2**31 - 1, spends minutes on one just below, and lets scrypt allocate gigabytes. OpenSSL and
+# cryptography write 2,048 iterations, or scrypt at 16,384 x 8 x 1.
+MAX_KEY_DERIVATION_WORK = 2**22
 LABEL_MEANING = {
     "CERTIFICATE": "a certificate",
     "TRUSTED CERTIFICATE": "a certificate",
@@ -102,7 +120,7 @@ def what_this_is(data: bytes) -> str:
                 loader(data)
             except TypeError:
                 return meaning  # an encrypted DER key: it parsed far enough to ask for a password
-            except (ValueError, UnsupportedAlgorithm):
+            except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion):
                 continue
             return meaning
     return "not a certificate, key, CRL or DH parameters in PEM or DER form"
@@ -130,12 +148,14 @@ def load_certificates(data: bytes, what: str = "certificate") -> list[x509.Certi
         ders = [data]
     certificates = []
     for der in ders:
+        certificate = None
         try:
             certificate = x509.load_der_x509_certificate(der)
-            certificate.public_key()
-            certificate.extensions  # noqa: B018 - parsing them is the check (duplicates, bad encodings)
-        except (ValueError, UnsupportedAlgorithm) as exc:
-            if len(ders) == 1 and not looks_like_pem(data):
+            # Loading parses lazily: reading every fact the upload uses is the check (damaged names,
+            # keys, duplicate or badly encoded extensions), or they would raise later, in the upload.
+            certificate_facts(certificate)
+        except UNREADABLE as exc:
+            if certificate is None and len(ders) == 1 and not looks_like_pem(data):
                 raise wrong_kind("a certificate", data) from exc
             raise PkiError(f"The certificate is damaged and cannot be read ({short(exc)}).") from exc
         certificates.append(certificate)
@@ -329,12 +349,21 @@ def load_private_key(data: bytes, passphrase: str = ""):
     check_size(data, "private key")
     password = passphrase.encode() if passphrase else None
     pem = looks_like_pem(data)
+    key_der = data
     if pem:
-        labels = [label for label, _ in pem_blocks(data)]
-        if not labels or labels[0] not in KEY_LABELS:
+        blocks = pem_blocks(data)
+        if not blocks or blocks[0][0] not in KEY_LABELS:
             raise wrong_kind("a private key", data)
-        if len(labels) > 1:
+        if len(blocks) > 1:
             raise PkiError("The key file holds more than one PEM block; upload the private key on its own.")
+        if SHORT_AES_IV.search(data):
+            raise PkiError("The private key is damaged: its DEK-Info header gives AES an IV shorter than 16 bytes.")
+        key_der = blocks[0][1]
+    if password is not None and key_derivation_work(key_der) > MAX_KEY_DERIVATION_WORK:
+        raise PkiError(
+            f"The private key's encryption asks for more than {MAX_KEY_DERIVATION_WORK:,} rounds of key "
+            "derivation; decrypt it with openssl first, or re-encrypt it with fewer iterations."
+        )
     loader = serialization.load_pem_private_key if pem else serialization.load_der_private_key
     try:
         key = loader(data, password=password)
@@ -366,6 +395,36 @@ def encrypted_key(data: bytes) -> bool:
     return False
 
 
+def der_items(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(tag, content) of each DER element in a row, up to the first one that does not fit."""
+    while len(data) >= 2:
+        length, start = data[1], 2
+        if length & 0x80:
+            start += length & 0x7F
+            length = int.from_bytes(data[2:start], "big")
+        if start + length > len(data):
+            return
+        yield data[0], data[start : start + length]
+        data = data[start + length :]
+
+
+def key_derivation_work(der_key: bytes) -> int:
+    """For a PKCS#8 EncryptedPrivateKeyInfo, the product of the integers in its encryption parameters
+    (iteration count; scrypt's cost, block size and parallelism); 0 for anything else."""
+    outer = list(der_items(der_key))
+    fields = list(der_items(outer[0][1])) if len(outer) == 1 and outer[0][0] == 0x30 else []
+    if [tag for tag, _ in fields] != [0x30, 0x04]:
+        return 0
+    work, pending = 1, [fields[0][1]]
+    while pending:
+        for tag, content in der_items(pending.pop()):
+            if tag == 0x02:
+                work *= max(1, int.from_bytes(content, "big"))
+            elif tag & 0x20:
+                pending.append(content)
+    return work
+
+
 def private_key_pem(key) -> bytes:
     """Unencrypted PKCS#8 PEM: the only form sendmail can read (it has no way to ask for a passphrase)."""
     return key.private_bytes(
@@ -386,14 +445,16 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
         labels = [label for label, _ in pem_blocks(data)]
         if labels != ["X509 CRL"]:
             raise wrong_kind("a certificate revocation list (CRL)", data)
+    crl = None
     try:
-        if looks_like_pem(data):
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
-    except ValueError as exc:
-        if not looks_like_pem(data):
+        crl = x509.load_pem_x509_crl(data) if looks_like_pem(data) else x509.load_der_x509_crl(data)
+        # Loading parses lazily: a damaged issuer name or entry would only raise later, in the upload.
+        crl_facts(crl)
+    except UNREADABLE as exc:
+        if crl is None and not looks_like_pem(data):
             raise wrong_kind("a certificate revocation list (CRL)", data) from exc
         raise PkiError(f"The CRL is damaged and cannot be read ({short(exc)}).") from exc
+    return crl
 
 
 def check_crl_issuer(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> None:

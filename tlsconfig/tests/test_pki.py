@@ -1,5 +1,8 @@
 """Parsing and checking certificates, keys, CRLs and DH parameters; OpenSSL's subject hash in Python."""
 
+import base64
+import re
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -135,3 +138,87 @@ def test_generated_dh_parameters_reload(dh_2048):
     again = pki.load_dh_parameters(pki.dh_parameters_pem(dh_2048))
     assert pki.dh_bits(again) == 2048
     assert pki.dh_parameters_pem(again).startswith(b"-----BEGIN DH PARAMETERS-----")
+
+
+# Same-length byte patches keep every DER length intact: cryptography loads such a file and raises only
+# when the damaged part is first read, which used to be in the upload after load_* accepted the file.
+# Found by fuzz/tls_upload.py.
+TEST_CA_NAME = b"\x06\x03U\x04\x03\x0c\x07Test CA"
+DAMAGED_NAMES = {
+    "unexpected tag": b"\x06\x03U\x04\x03\x46\x07Test CA",
+    "bit string common name": b"\x06\x03U\x04\x03\x03\x07\x00est CA",
+}
+
+
+@pytest.mark.parametrize("damaged_name", DAMAGED_NAMES.values(), ids=DAMAGED_NAMES.keys())
+def test_a_damaged_issuer_name_is_refused_when_loaded(material, damaged_name):
+    certificate = der(material.server).replace(TEST_CA_NAME, damaged_name, 1)
+    crl = der(material.crl).replace(TEST_CA_NAME, damaged_name, 1)
+    assert certificate != der(material.server) and crl != der(material.crl)
+    with pytest.raises(pki.PkiError, match="certificate is damaged"):
+        pki.load_certificates(certificate)
+    with pytest.raises(pki.PkiError, match="CRL is damaged"):
+        pki.load_crl(crl)
+
+
+def test_a_duplicate_extension_is_refused_when_loaded(material):
+    # The authority key identifier's OID made the subject key identifier's: two extensions of one kind.
+    certificate = der(material.server).replace(b"\x06\x03U\x1d\x23", b"\x06\x03U\x1d\x0e", 1)
+    with pytest.raises(pki.PkiError, match="Duplicate"):
+        pki.load_certificates(certificate)
+
+
+def test_an_unknown_version_is_refused(material):
+    certificate = der(material.server).replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x21", 1)
+    crl = der(material.crl).replace(b"\x02\x01\x01\x30", b"\x02\x01\x21\x30", 1)
+    with pytest.raises(pki.PkiError, match="Expected a certificate"):
+        pki.load_certificates(certificate)
+    with pytest.raises(pki.PkiError, match="Expected a certificate revocation list"):
+        pki.load_crl(crl)
+    with pytest.raises(pki.PkiError, match="Expected a private key"):
+        pki.load_private_key(crl)
+
+
+def test_a_dek_info_iv_too_short_for_aes_is_refused(material):
+    protected = material.client_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.BestAvailableEncryption(b"phrase"),
+    )
+    iv = re.search(rb"DEK-Info: AES-256-CBC,([0-9A-F]{32})", protected).group(1)
+    # cryptography 50 panics decrypting with a 12-byte IV; the panic is a BaseException.
+    with pytest.raises(pki.PkiError, match="IV shorter than 16 bytes"):
+        pki.load_private_key(protected.replace(iv, iv[:24]), "phrase")
+    assert pki.key_matches(material.client, pki.load_private_key(protected, "phrase"))
+
+
+def with_iteration_count(encoded: bytes, iterations: int) -> bytes:
+    """DER again, with the INTEGER 2048 (the PBKDF2 iteration count cryptography writes) set to `iterations`."""
+    rebuilt = b""
+    for tag, content in pki.der_items(encoded):
+        if tag == 0x02 and int.from_bytes(content, "big") == 2048:
+            content = iterations.to_bytes(iterations.bit_length() // 8 + 1, "big")
+        elif tag & 0x20:
+            content = with_iteration_count(content, iterations)
+        rebuilt += pki.der(tag, content)
+    return rebuilt
+
+
+# 2**31 - 1 rounds of PBKDF2 take minutes; more panic in cryptography 50.
+@pytest.mark.parametrize("iterations", [2**31 - 1, 2**32 + 1])
+def test_excessive_key_derivation_is_refused_before_it_runs(material, iterations):
+    protected = material.client_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"phrase")
+    )
+    assert pki.key_derivation_work(protected) == 2048
+    assert pki.key_matches(material.client, pki.load_private_key(protected, "phrase"))
+    # Within the limit the key is derived (another key, so the decryption fails as a wrong passphrase).
+    with pytest.raises(pki.PkiError, match="passphrase is wrong"):
+        pki.load_private_key(with_iteration_count(protected, 4096), "phrase")
+    costly = with_iteration_count(protected, iterations)
+    costly_pem = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n%s-----END ENCRYPTED PRIVATE KEY-----\n" % (
+        base64.encodebytes(costly)
+    )
+    for upload in (costly, costly_pem):
+        with pytest.raises(pki.PkiError, match="rounds of key derivation"):
+            pki.load_private_key(upload, "phrase")

@@ -1,0 +1,24 @@
+"""Any bytes as a queue control file: a QueueFile comes back, and what the index reads from it, never an exception.
+
+Control files are read while sendmail still writes them, after a crash cut them short, and as whatever
+else lands in the spool; one bad file must not stop the index of all the others.
+"""
+
+from mailqueue.parser import KINDS, QueueFile, parse_queue_file
+
+STATES = {"queued", "failing", *KINDS.values()}
+# The index keeps only the headers it shows (only_headers); the detail page and the actions keep them all.
+HEADER_CHOICES = (None, frozenset({b"subject"}))
+
+
+def check(data: bytes) -> None:
+    ended = b"\n.\n" in b"\n" + data
+    for kind, only_headers in zip(("qf", "hf"), HEADER_CHOICES, strict=True):
+        queue_file = parse_queue_file(data, kind=kind, only_headers=only_headers)
+        assert isinstance(queue_file, QueueFile)
+        assert queue_file.truncated is not ended
+        assert queue_file.state in STATES
+        assert isinstance(queue_file.subject, str) and isinstance(queue_file.sender_address, str)
+        assert all(recipient.address for recipient in queue_file.recipients)
+        assert all(isinstance(recipient.domain + recipient.notify, str) for recipient in queue_file.recipients)
+        assert all(header.name for header in queue_file.headers)
