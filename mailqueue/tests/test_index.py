@@ -341,3 +341,37 @@ def test_rebuilt_indexes_get_planner_statistics_again(scratch_server):
     index.refresh(scratch_server)
 
     assert planner_statistics() >= {name for name, _ in index_definitions()}
+
+
+def test_a_changed_job_is_updated_in_the_columns_that_changed_only(scratch_server, django_assert_num_queries):
+    from django.db import connection
+
+    queue = Path(scratch_server.queue_dir)
+    queued = (SAMPLES / "qf-normal.txt").read_bytes()
+    (queue / "qf6AOIJJ5g025905").write_bytes(queued)
+    (queue / "qf6AOIJJ5g025906").write_bytes(queued)
+    index.refresh(scratch_server)
+    first = QueueMessage.objects.get(queue_id="6AOIJJ5g025905")
+
+    (queue / "qf6AOIJJ5g025905").unlink()
+    (queue / "hf6AOIJJ5g025905").write_bytes(queued.replace(b"\n.\n", b"\nqspam run\n.\n"))
+    (queue / "tf6AOIJJ5g025906").write_bytes(queued)  # rewritten as sendmail does: a new inode, the same content
+    os.replace(queue / "tf6AOIJJ5g025906", queue / "qf6AOIJJ5g025906")
+    with connection.execute_wrapper(lambda execute, sql, *args: statements.append(sql) or execute(sql, *args)):
+        statements: list[str] = []
+        assert index.refresh(scratch_server).files_read == 2
+
+    updates = [sql for sql in statements if sql.startswith("UPDATE") and "mailqueue_queuemessage" in sql]
+    assert len(updates) == 2, updates  # the quarantined job, and the new inode of the other
+    quarantined = QueueMessage.objects.get(queue_id="6AOIJJ5g025905")
+    assert (quarantined.kind, quarantined.state, quarantined.reason) == ("hf", "quarantined", "spam run")
+    assert (quarantined.sender, quarantined.created, quarantined.subject) == (first.sender, first.created, first.subject)
+    assert "sender" not in " ".join(updates) and "created" not in " ".join(updates)
+
+
+def test_a_data_directory_with_a_nul_byte_is_no_body_size_and_no_crash(scratch_server):
+    queue = Path(scratch_server.queue_dir)
+    data = (SAMPLES / "qf-normal.txt").read_bytes().replace(b"\nS", b"\nd/tmp/\x00x\nS", 1)
+    (queue / "qf6AOIJJ5g025905").write_bytes(data)
+    assert index.refresh(scratch_server).files_read == 1
+    assert QueueMessage.objects.get(queue_id="6AOIJJ5g025905").body_size is None
