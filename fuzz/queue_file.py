@@ -1,9 +1,12 @@
 """Any bytes as a queue control file: a QueueFile comes back, and what the index reads from it, never an exception.
 
+The index's quick digest (mailqueue/digest.py) must say exactly what the full parser says.
+
 Control files are read while sendmail still writes them, after a crash cut them short, and as whatever
 else lands in the spool; one bad file must not stop the index of all the others.
 """
 
+from mailqueue.digest import INDEXED_HEADERS, digest, digest_of
 from mailqueue.parser import KINDS, QueueFile, parse_queue_file
 
 STATES = {"queued", "failing", *KINDS.values()}
@@ -22,3 +25,4 @@ def check(data: bytes) -> None:
         assert all(recipient.address for recipient in queue_file.recipients)
         assert all(isinstance(recipient.domain + recipient.notify, str) for recipient in queue_file.recipients)
         assert all(header.name for header in queue_file.headers)
+        assert digest(data, kind=kind) == digest_of(parse_queue_file(data, kind=kind, only_headers=INDEXED_HEADERS))
