@@ -393,8 +393,7 @@ def _gone_names(current: dict[str, dict[str, int]], known: KnownSpool, changed: 
         return []  # every indexed name is still there: the usual case, without a set of 100,000
     gone = []
     for queue_dir, names in known.names.items():
-        there = current.get(queue_dir, {})
-        gone += [(queue_dir, name) for name in names if name not in there]
+        gone += [(queue_dir, name) for name in names.keys() - current.get(queue_dir, {}).keys()]
     return gone
 
 
