@@ -1,6 +1,7 @@
 """Celery tasks for the queue: thin wrappers that claim a work row and call the domain functions."""
 
 from celery import shared_task
+from django.db import transaction
 
 from mailadmin import audit, work
 from mailadmin.gateway import Mta
@@ -24,16 +25,19 @@ def perform_queue_action(action: QueueAction) -> None:
             detail=str(exc),
         )
         raise
-    work.finish(
-        action,
-        work.WorkStatus.DONE,
-        commands=action.commands,
-        outcomes=action.outcomes,
-        output=action.output,
-        debug_log=action.debug_log,
-    )
     counts = ", ".join(f"{count} {word}" for word, count in action.outcome_counts().items())
-    audit.record(f"queue {action.verb}", user=action.created_by, server=action.server, target=target, detail=counts)
+    # One commit for the finished row and its audit event: a worker killed between two commits
+    # would leave a done row that no rerun picks up, and so no "done" event at all.
+    with transaction.atomic():
+        work.finish(
+            action,
+            work.WorkStatus.DONE,
+            commands=action.commands,
+            outcomes=action.outcomes,
+            output=action.output,
+            debug_log=action.debug_log,
+        )
+        audit.record(f"queue {action.verb}", user=action.created_by, server=action.server, target=target, detail=counts)
 
 
 @shared_task(name="mailqueue.tasks.run_queue_action")

@@ -7,7 +7,10 @@ as it found it: every file that appeared while the test ran is removed afterward
 from __future__ import annotations
 
 import os
+import random
 import smtplib
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +18,12 @@ from pathlib import Path
 import pytest
 
 from mailadmin.models import MailServer
+from mailqueue import tasks
+from mailqueue.models import QueueAction
+from mailqueue.parser import parse_queue_file
+
+# sendmail's queue-id alphabet: a job's id encodes its time in base 60.
+BASE60 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx"
 
 
 def spool_names(queue_dir: str) -> set[str]:
@@ -50,6 +59,33 @@ class Submitter:
         self.ids.extend(made)
         return made
 
+    def clone(self, source_ids: list[str], count: int, rnd: random.Random) -> list[str]:
+        """`count` copies of the given real jobs under fresh, valid queue ids (as bench/queue_index.py makes them).
+
+        A thousand SMTP submissions would take far longer; sendmail lists, runs and quarantines
+        such clones like the jobs they were copied from.
+        """
+        queue_dir = Path(self.server.queue_dir)
+        taken = {name[2:] for name in spool_names(self.server.queue_dir) if len(name) == 16}
+        sources = [(self.path("qf", i).read_bytes(), self.path("df", i).read_bytes()) for i in source_ids]
+        made: list[str] = []
+        while len(made) < count:
+            base = rnd.choice(source_ids)
+            new_id = base[:6] + rnd.choice(BASE60) + rnd.choice(BASE60) + f"{rnd.randrange(1000000):06d}"
+            if new_id in taken:
+                continue
+            taken.add(new_id)
+            control, data = sources[len(made) % len(sources)]
+            for prefix, content in (("df", data), ("qf", control)):  # data first, like sendmail
+                fd = os.open(queue_dir / f"{prefix}{new_id}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    os.write(fd, content)
+                finally:
+                    os.close(fd)
+            made.append(new_id)
+        self.ids.extend(made)
+        return made
+
     def path(self, prefix: str, queue_id: str) -> Path:
         return Path(self.server.queue_dir) / f"{prefix}{queue_id}"
 
@@ -59,6 +95,41 @@ class Submitter:
                 return prefix
         return None
 
+    def reason(self, queue_id: str) -> str | None:
+        return parse_queue_file(self.path("hf", queue_id).read_bytes(), kind="hf").quarantine_reason
+
+    def attempts(self, queue_id: str) -> int:
+        return parse_queue_file(self.path(self.kind(queue_id), queue_id).read_bytes()).attempts
+
+
+def run_action(server, verb, **fields) -> QueueAction:
+    """Run an action the way the worker does (claim, perform, finish), in this process."""
+    action = QueueAction.objects.create(server=server, verb=verb, **fields)
+    assert tasks.run_queue_action(action.pk) == "done"
+    action.refresh_from_db()
+    return action
+
+
+class LockHolder:
+    """Another process holding flock(LOCK_EX) on a file, the way a sendmail queue runner does."""
+
+    def __init__(self, path):
+        code = (
+            "import fcntl, sys, time\n"
+            "f = open(sys.argv[1], 'rb')\n"
+            "fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout.readline().strip() == "locked"
+
+    def release(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
 
 @pytest.fixture
 def submit(mta_server):
@@ -66,11 +137,16 @@ def submit(mta_server):
     queue_dir = mta_server.queue_dir
     before = spool_names(queue_dir)
     yield Submitter(mta_server)
-    # A queue run may still be rewriting a job (tf → qf): give it a moment, then sweep twice.
-    for _ in range(2):
-        for name in spool_names(queue_dir) - before:
+    # A queue run may still be rewriting a job (tf → qf): sweep again until a sweep finds nothing.
+    deadline = time.monotonic() + 10
+    while True:
+        left = spool_names(queue_dir) - before
+        for name in left:
             try:
                 os.unlink(os.path.join(queue_dir, name))
             except (FileNotFoundError, IsADirectoryError):
                 pass
+        if not left or time.monotonic() > deadline:
+            break
         time.sleep(0.1)
+    assert not spool_names(queue_dir) - before, "files keep appearing in the shared spool after the test"
