@@ -40,3 +40,10 @@ def record(
         detail=_clean(detail, 20000),
         remote_addr=request.META.get("REMOTE_ADDR") if request is not None else None,
     )
+
+
+def complete(event: AuditEvent, *, outcome: str, exit_code: int | None = None, detail: str = "") -> None:
+    """Give a command's "started" row its result; the only change an audit row ever gets."""
+    AuditEvent.objects.filter(pk=event.pk, outcome=AuditEvent.Outcome.STARTED).update(
+        outcome=outcome, exit_code=exit_code, detail=_clean(detail, 20000)
+    )

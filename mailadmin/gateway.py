@@ -14,12 +14,14 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 # sendmail, m4 and makemap need nothing from the caller's environment; a fixed one keeps
 # a web request's or worker's variables (and any LD_* surprises) away from them.
 BASE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", "LC_ALL": "C"}
+WAIT_HEARTBEAT_SECONDS = 1.0
 
 
 class MtaError(Exception):
@@ -107,11 +109,14 @@ def run(
     stdin: bytes | Path | None = None,
     stdout_path: Path | None = None,
     ok_codes: tuple[int, ...] = (0,),
+    while_waiting: Callable[[], None] | None = None,
 ) -> CommandResult:
     """Run one program and wait for it, killing its whole process group on timeout.
 
     Output goes through temporary files, not pipes: `sendmail -bd` leaves a daemon behind,
     and a daemon holding a pipe open would make the caller wait for it forever.
+    `while_waiting` is called every WAIT_HEARTBEAT_SECONDS while the program runs (a work row
+    renews its lease with it, so a long queue run is not taken for a dead worker).
     """
     argv = validate_argv(argv)
     started = time.monotonic()
@@ -130,11 +135,9 @@ def run(
             raise CommandNotFound(argv) from None
         except PermissionError as exc:
             raise CommandNotFound(argv) from exc
-        timed_out = False
-        try:
-            returncode = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        returncode = _wait(proc, started + timeout, while_waiting)
+        timed_out = returncode is None
+        if timed_out:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -152,6 +155,19 @@ def run(
     if returncode not in ok_codes:
         raise CommandFailed(result)
     return result
+
+
+def _wait(proc: subprocess.Popen, deadline: float, while_waiting: Callable[[], None] | None) -> int | None:
+    """The exit code, or None when the deadline passed first."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        try:
+            return proc.wait(timeout=min(remaining, WAIT_HEARTBEAT_SECONDS) if while_waiting else remaining)
+        except subprocess.TimeoutExpired:
+            if while_waiting is not None and time.monotonic() < deadline:
+                while_waiting()
 
 
 class _output_file:
@@ -207,9 +223,10 @@ def run_m4(m4_bin: str, mc_path: Path, cf_path: Path, *, timeout: float) -> Comm
 class Mta:
     """The commands the console runs against one MailServer, each one written to the audit log."""
 
-    def __init__(self, server, *, user=None):
+    def __init__(self, server, *, user=None, while_waiting: Callable[[], None] | None = None):
         self.server = server
         self.user = user
+        self.while_waiting = while_waiting
 
     @property
     def timeout(self) -> float:
@@ -218,38 +235,23 @@ class Mta:
         return float(settings.MAILADMIN_COMMAND_TIMEOUT)
 
     def _audited(self, action: str, call, argv: list[str]) -> CommandResult:
+        """Run `call` between writing its audit row and completing it with the result."""
         from mailadmin import audit
         from mailadmin.models import AuditEvent
 
+        event = audit.record(action, user=self.user, server=self.server, argv=argv, outcome=AuditEvent.Outcome.STARTED)
         try:
             result = call()
         except CommandFailed as exc:
-            audit.record(
-                action,
-                user=self.user,
-                server=self.server,
-                argv=exc.argv,
-                exit_code=exc.returncode,
-                outcome=AuditEvent.Outcome.FAILED,
-                detail=str(exc),
-            )
+            audit.complete(event, exit_code=exc.returncode, outcome=AuditEvent.Outcome.FAILED, detail=str(exc))
             raise
-        except MtaError as exc:
-            audit.record(
-                action,
-                user=self.user,
-                server=self.server,
-                argv=argv,
-                outcome=AuditEvent.Outcome.FAILED,
-                detail=str(exc),
-            )
+        except Exception as exc:  # MtaError and whatever else stops the call: the row says so
+            audit.complete(event, outcome=AuditEvent.Outcome.FAILED, detail=str(exc) or type(exc).__name__)
             raise
-        audit.record(
-            action,
-            user=self.user,
-            server=self.server,
-            argv=result.argv,
+        audit.complete(
+            event,
             exit_code=result.returncode,
+            outcome=AuditEvent.Outcome.OK,
             detail=(result.stderr_text.strip() + "\n" + result.stdout_text.strip()[:4000]).strip(),
         )
         return result
@@ -269,7 +271,9 @@ class Mta:
         argv = self.sendmail_argv(*args)
         return self._audited(
             action,
-            lambda: run(argv, timeout=timeout or self.timeout, stdin=stdin, ok_codes=ok_codes),
+            lambda: run(
+                argv, timeout=timeout or self.timeout, stdin=stdin, ok_codes=ok_codes, while_waiting=self.while_waiting
+            ),
             argv,
         )
 

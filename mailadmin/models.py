@@ -60,6 +60,9 @@ class AuditEvent(models.Model):
         FAILED = "failed", "failed"
         DENIED = "denied", "denied"
         QUEUED = "queued", "queued"
+        # A command's row is written before it runs and completed once when it returns: a
+        # worker killed while sendmail ran leaves "started", never no row at all.
+        STARTED = "started", "started (no result recorded)"
 
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

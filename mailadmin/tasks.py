@@ -1,6 +1,7 @@
 """Celery tasks: thin wrappers that load a work row, claim it and call the domain function."""
 
 from celery import shared_task
+from django.db import transaction
 
 from mailadmin import audit, cfbuild, daemon, work
 from mailadmin.gateway import Mta
@@ -8,7 +9,7 @@ from mailadmin.models import AuditEvent, ConfigBuild, InstallJob, ServiceAction
 
 
 def perform_service_action(action: ServiceAction) -> None:
-    mta = Mta(action.server, user=action.created_by)
+    mta = Mta(action.server, user=action.created_by, while_waiting=work.lease_keeper(action))
 
     def progress(percent: int, note: str) -> None:
         work.report_progress(action, percent, note)
@@ -25,14 +26,15 @@ def perform_service_action(action: ServiceAction) -> None:
             detail=str(exc),
         )
         raise
-    work.finish(action, work.WorkStatus.DONE, output=outcome)
-    audit.record(
-        f"daemon {action.verb}",
-        user=action.created_by,
-        server=action.server,
-        target=f"service action {action.pk}",
-        detail=outcome,
-    )
+    with transaction.atomic():  # a kill between the two must not leave a done row without its event
+        work.finish(action, work.WorkStatus.DONE, output=outcome)
+        audit.record(
+            f"daemon {action.verb}",
+            user=action.created_by,
+            server=action.server,
+            target=f"service action {action.pk}",
+            detail=outcome,
+        )
 
 
 @shared_task(name="mailadmin.tasks.run_service_action")
@@ -46,11 +48,12 @@ def sweep_work() -> dict:
 
 
 def perform_config_build(row: ConfigBuild) -> None:
-    cfbuild.build(row, Mta(row.server, user=row.created_by), lambda pct, note: work.report_progress(row, pct, note))
+    mta = Mta(row.server, user=row.created_by, while_waiting=work.lease_keeper(row))
+    cfbuild.build(row, mta, lambda pct, note: work.report_progress(row, pct, note))
 
 
 def perform_install(job: InstallJob) -> None:
-    mta = Mta(job.server, user=job.created_by)
+    mta = Mta(job.server, user=job.created_by, while_waiting=work.lease_keeper(job))
     verb = "rollback" if job.rollback else "install"
     try:
         outcome = cfbuild.install(job, mta, lambda pct, note: work.report_progress(job, pct, note))
@@ -64,8 +67,9 @@ def perform_install(job: InstallJob) -> None:
             detail=str(exc),
         )
         raise
-    work.finish(job, work.WorkStatus.DONE, output=outcome)
-    audit.record(f"cf {verb}", user=job.created_by, server=job.server, target=job.build.build_id, detail=outcome)
+    with transaction.atomic():
+        work.finish(job, work.WorkStatus.DONE, output=outcome)
+        audit.record(f"cf {verb}", user=job.created_by, server=job.server, target=job.build.build_id, detail=outcome)
 
 
 @shared_task(name="mailadmin.tasks.run_config_build")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -110,6 +111,22 @@ def report_progress(item: WorkItem, percent: int, note: str) -> None:
         progress_note=item.progress_note,
         lease_until=timezone.now() + timedelta(seconds=settings.WORK_LEASE_SECONDS),
     )
+
+
+def lease_keeper(item: WorkItem) -> Callable[[], None]:
+    """A callback for long waits (the gateway calls it while a program runs) that renews the
+    row's lease every third of the lease, as long as this attempt still holds the row."""
+    renewed = [time.monotonic()]
+
+    def keep() -> None:
+        if time.monotonic() - renewed[0] < settings.WORK_LEASE_SECONDS / 3:
+            return
+        renewed[0] = time.monotonic()
+        type(item).objects.filter(pk=item.pk, status=WorkStatus.RUNNING, attempt=item.attempt).update(
+            lease_until=timezone.now() + timedelta(seconds=settings.WORK_LEASE_SECONDS)
+        )
+
+    return keep
 
 
 def finish(item: WorkItem, status: str, error: str = "", **fields) -> None:

@@ -11,7 +11,7 @@ from mailqueue.models import QueueAction
 
 
 def perform_queue_action(action: QueueAction) -> None:
-    mta = Mta(action.server, user=action.created_by)
+    mta = Mta(action.server, user=action.created_by, while_waiting=work.lease_keeper(action))
     target = f"queue action {action.pk}: {action.target_text}"
     try:
         actions.perform(action, mta, lambda pct, note: work.report_progress(action, pct, note))

@@ -88,3 +88,29 @@ def test_every_mta_command_is_audited_with_its_argument_list(mta_server):
 
 def test_makemap_reports_the_map_types_it_can_build(mta_server):
     assert "hash" in Mta(mta_server).makemap_types()
+
+
+def test_a_long_command_calls_back_while_it_runs_and_still_times_out():
+    beats = []
+    gateway.run(["/bin/sleep", "2.5"], timeout=10, while_waiting=lambda: beats.append(time.monotonic()))
+    assert len(beats) == 2
+    with pytest.raises(CommandTimedOut):
+        gateway.run(["/bin/sleep", "30"], timeout=1.5, while_waiting=lambda: beats.append(time.monotonic()))
+    assert len(beats) == 3
+
+
+@pytest.mark.django_db
+def test_a_command_is_in_the_audit_log_while_it_runs_and_completed_after(mta_server):
+    """A worker killed mid-command leaves the row "started": the spool may have changed, the log says so."""
+    seen_while_running = []
+
+    def probe():
+        seen_while_running.extend(AuditEvent.objects.filter(action="slow").values_list("outcome", flat=True))
+
+    mta = Mta(mta_server)
+    argv = ["/bin/sleep", "1.5"]
+    mta._audited("slow", lambda: gateway.run(argv, timeout=5, while_waiting=probe), argv)
+
+    assert seen_while_running == ["started"]
+    event = AuditEvent.objects.get(action="slow")
+    assert (event.outcome, event.exit_code, event.argv) == ("ok", 0, argv)

@@ -220,3 +220,24 @@ def test_the_sweeper_gives_up_after_the_last_attempt(mta_server, settings):
     reload_row(row)
     assert row.status == WorkStatus.FAILED
     assert "gave up after" in row.error
+
+
+@pytest.mark.django_db
+def test_a_long_wait_renews_the_lease_of_its_own_attempt_only(mta_server, settings):
+    settings.WORK_LEASE_SECONDS = 3
+    row = ServiceAction.objects.create(server=mta_server, verb=ServiceAction.Verb.START)
+    claimed = work.claim(ServiceAction, row.pk)
+    keep = work.lease_keeper(claimed)
+    first_lease = ServiceAction.objects.get(pk=row.pk).lease_until
+
+    keep()  # within a third of the lease: no write
+    assert ServiceAction.objects.get(pk=row.pk).lease_until == first_lease
+    time.sleep(1.1)
+    keep()
+    renewed = ServiceAction.objects.get(pk=row.pk).lease_until
+    assert renewed > first_lease
+
+    ServiceAction.objects.filter(pk=row.pk).update(attempt=claimed.attempt + 1)  # the sweeper gave it to another
+    time.sleep(1.1)
+    keep()
+    assert ServiceAction.objects.get(pk=row.pk).lease_until == renewed
