@@ -388,9 +388,18 @@ def _changed_on_disk(current: dict[str, dict[str, int]], known: KnownSpool) -> l
 
 def _gone_names(current: dict[str, dict[str, int]], known: KnownSpool, changed: list[tuple[str, str]]):
     """(directory, name) of indexed control files that are no longer there."""
-    new = sum(1 for queue_dir, name in changed if name not in known.names.get(queue_dir, {}))
-    if sum(len(entries) for entries in current.values()) - new == known.rows:
+    new = [(queue_dir, name) for queue_dir, name in changed if name not in known.names.get(queue_dir, {})]
+    missing = known.rows - (sum(len(entries) for entries in current.values()) - len(new))
+    if missing == 0:
         return []  # every indexed name is still there: the usual case, without a set of 100,000
+    # Quarantine and release rename qf ↔ hf: the old names of renamed jobs may be all that is gone.
+    renamed = {
+        (facts[1], facts[0] + name[2:])
+        for _, name in new
+        if (facts := known.facts.get(name[2:])) is not None and facts[0] + name[2:] not in current.get(facts[1], {})
+    }
+    if len(renamed) == missing:
+        return list(renamed)
     gone = []
     for queue_dir, names in known.names.items():
         gone += [(queue_dir, name) for name in names.keys() - current.get(queue_dir, {}).keys()]

@@ -376,3 +376,24 @@ def test_a_data_directory_with_a_nul_byte_is_no_body_size_and_no_crash(scratch_s
     (queue / "qf6AOIJJ5g025905").write_bytes(data)
     assert index.refresh(scratch_server).files_read == 1
     assert QueueMessage.objects.get(queue_id="6AOIJJ5g025905").body_size is None
+
+
+def test_a_rename_and_a_removal_in_one_refresh(scratch_server):
+    queue = Path(scratch_server.queue_dir)
+    queued = (SAMPLES / "qf-normal.txt").read_bytes()
+    for queue_id in ("6AOIJJ5g000001", "6AOIJJ5g000002", "6AOIJJ5g000003"):
+        (queue / f"qf{queue_id}").write_bytes(queued)
+    index.refresh(scratch_server)
+    os.rename(queue / "qf6AOIJJ5g000001", queue / "hf6AOIJJ5g000001")  # quarantined
+    (queue / "qf6AOIJJ5g000002").unlink()  # delivered
+
+    result = index.refresh(scratch_server)
+
+    assert (result.files_read, result.removed) == (1, 1)
+    rows = dict(QueueMessage.objects.filter(server=scratch_server).values_list("queue_id", "kind"))
+    assert rows == {"6AOIJJ5g000001": "hf", "6AOIJJ5g000003": "qf"}
+    os.rename(queue / "hf6AOIJJ5g000001", queue / "qf6AOIJJ5g000001")  # released
+    assert (index.refresh(scratch_server).files_read, QueueMessage.objects.get(queue_id="6AOIJJ5g000001").kind) == (
+        1,
+        "qf",
+    )
