@@ -395,3 +395,22 @@ def test_a_rename_and_a_removal_in_one_refresh(scratch_server):
     os.rename(queue / "hf6AOIJJ5g000001", queue / "qf6AOIJJ5g000001")  # released
     assert index.refresh(scratch_server).files_read == 1
     assert QueueMessage.objects.get(queue_id="6AOIJJ5g000001").kind == "qf"
+
+
+def test_the_worker_builds_a_large_index_with_forked_readers(worker, mta_server, tmp_path):
+    """Celery's pool children are daemonic; fanout forks directly, and its readers work there too."""
+    from mailqueue import tasks
+
+    queue = tmp_path / "mqueue"
+    queue.mkdir()
+    ids = fill_scratch_queue(queue, index.FANOUT_MIN_FILES + 10)
+    mta_server.pk = None
+    mta_server.name = "large"
+    mta_server.queue_dir = str(queue)
+    mta_server.save()  # the session worker's own celery queue: it runs the task
+
+    tasks.refresh_index.apply_async(args=[mta_server.pk], queue=mta_server.celery_queue)
+
+    refreshed = wait_for(lambda: IndexRefresh.objects.filter(server=mta_server).first(), 120, "the worker's refresh")
+    assert refreshed.files_read == len(ids), worker.log()[-3000:]
+    assert QueueMessage.objects.filter(server=mta_server).count() == len(ids)
