@@ -11,6 +11,7 @@ Test helpers may start processes; product code may not (only mailadmin.gateway d
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -32,6 +33,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# Fault tests draw kill offsets at random; one seed per session, printed in pytest's header,
+# and MAILADMIN_FAULT_SEED=<seed> makes a run draw the same offsets again.
+FAULT_SEED = int(os.environ.get("MAILADMIN_FAULT_SEED") or random.SystemRandom().randrange(2**32))
+
+
+def pytest_report_header(config):
+    return f"fault tests: MAILADMIN_FAULT_SEED={FAULT_SEED}"
+
+
+@pytest.fixture
+def fault_random(request) -> random.Random:
+    """The random source of one fault test, derived from the session seed and the test's id."""
+    return random.Random(f"{FAULT_SEED}:{request.node.nodeid}")
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):

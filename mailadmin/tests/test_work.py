@@ -60,8 +60,8 @@ def restart_with_daemon_frozen(server) -> tuple[ServiceAction, int]:
     return row, pid
 
 
-def after_a_random_offset() -> str:
-    offset = random.uniform(0, FAULT_WINDOW)
+def after_a_random_offset(rnd: random.Random) -> str:
+    offset = rnd.uniform(0, FAULT_WINDOW)
     time.sleep(offset)
     return f"fault {offset:.3f} s after the claim was seen"
 
@@ -107,10 +107,10 @@ def test_a_duplicate_delivery_is_a_no_op(worker, mta_server):
 
 @pytest.mark.faults
 @repeated
-def test_killing_the_pool_child_mid_task_loses_nothing(repetition, worker, mta_server):
+def test_killing_the_pool_child_mid_task_loses_nothing(repetition, fault_random, worker, mta_server):
     """F1: SIGKILL of the pool child (the row's worker_pid); the redelivered message or the sweeper reruns it."""
     row, frozen_pid = restart_with_daemon_frozen(mta_server)
-    context = after_a_random_offset()
+    context = after_a_random_offset(fault_random)
     os.kill(row.worker_pid, signal.SIGKILL)
     thaw(frozen_pid)
     wait_terminal(row, timeout=60, sweep_every=0.25)
@@ -119,10 +119,12 @@ def test_killing_the_pool_child_mid_task_loses_nothing(repetition, worker, mta_s
 
 @pytest.mark.faults
 @repeated
-def test_killing_the_whole_worker_mid_task_is_finished_by_the_sweeper_after_restart(repetition, worker, mta_server):
+def test_killing_the_whole_worker_mid_task_is_finished_by_the_sweeper_after_restart(
+    repetition, fault_random, worker, mta_server
+):
     """F2: SIGKILL of the main process and its children; the sweeper reclaims the row when its lease ends."""
     row, frozen_pid = restart_with_daemon_frozen(mta_server)
-    context = after_a_random_offset()
+    context = after_a_random_offset(fault_random)
     worker.kill_all()
     thaw(frozen_pid)
     assert reload_row(row).status == WorkStatus.RUNNING, context
@@ -133,13 +135,15 @@ def test_killing_the_whole_worker_mid_task_is_finished_by_the_sweeper_after_rest
 
 @pytest.mark.faults
 @repeated
-def test_redis_stopping_while_a_task_runs_leaves_a_finished_row(repetition, worker, redis_server, mta_server):
+def test_redis_stopping_while_a_task_runs_leaves_a_finished_row(
+    repetition, fault_random, worker, redis_server, mta_server
+):
     """F3: Redis stops (SIGTERM, AOF on) while the task runs, and comes back; the row still ends done."""
     row, frozen_pid = restart_with_daemon_frozen(mta_server)
-    context = after_a_random_offset()
+    context = after_a_random_offset(fault_random)
     redis_server.stop()
     thaw(frozen_pid)
-    downtime = random.uniform(0.2, 1.0)
+    downtime = fault_random.uniform(0.2, 1.0)
     context += f", Redis down for {downtime:.3f} s"
     time.sleep(downtime)
     redis_server.start()
@@ -177,14 +181,14 @@ def waiting_messages(redis_server, queue: str) -> int:
 @pytest.mark.faults
 @repeated
 def test_rows_queued_when_redis_loses_every_message_all_run_when_it_is_back(
-    repetition, worker, redis_server, mta_server
+    repetition, fault_random, worker, redis_server, mta_server
 ):
     """F5: kill -9 of Redis and its persistence gone, with 10 rows queued; the rows, not Redis, are the record."""
     busy, frozen_pid = restart_with_daemon_frozen(mta_server)  # the worker's one pool child waits on it
     rows = [ServiceAction.objects.create(server=mta_server, verb=ServiceAction.Verb.START) for _ in range(10)]
     assert all(work.publish(row) for row in rows)
     assert waiting_messages(redis_server, mta_server.celery_queue) == len(rows)
-    context = after_a_random_offset()
+    context = after_a_random_offset(fault_random)
     redis_server.stop(signal.SIGKILL)
     # What a Redis without persistence would come back with: nothing.
     shutil.rmtree(redis_server.workdir / "appendonlydir")

@@ -160,9 +160,9 @@ def has_a_caller(listener: socket.socket) -> bool:
 
 @pytest.mark.faults
 @repeated
-def test_f1_killing_the_pool_child_mid_quarantine_of_1000_ids_loses_nothing(repetition, worker, submit):
+def test_f1_killing_the_pool_child_mid_quarantine_of_1000_ids_loses_nothing(repetition, fault_random, worker, submit):
     """F1: one sendmail call quarantines 1,000 ids; SIGKILL of the pool child at a random moment loses none."""
-    rnd = random.Random()
+    rnd = fault_random
     ids = a_thousand_jobs(submit, rnd)
     reason = f"fault f1 run {repetition}"
     action = publish_quarantine(submit.server, ids, reason)
@@ -197,9 +197,11 @@ def test_f1_killing_the_pool_child_mid_quarantine_of_1000_ids_loses_nothing(repe
 
 @pytest.mark.faults
 @repeated
-def test_f1_killing_the_pool_child_while_sendmail_waits_on_a_relay_loses_nothing(repetition, worker, submit):
+def test_f1_killing_the_pool_child_while_sendmail_waits_on_a_relay_loses_nothing(
+    repetition, fault_random, worker, submit
+):
     """F1, deliver: the pool child dies while its queue run hangs on a relay that never greets."""
-    rnd = random.Random()
+    rnd = fault_random
     ids = submit.send(3, recipients=("t@tarpit.example",))
     with tarpit() as relay:
         action = QueueAction.objects.create(server=submit.server, verb=QueueAction.Verb.DELIVER, queue_ids=ids)
@@ -284,9 +286,9 @@ def retry_from_the_page(client, action: QueueAction) -> QueueAction:
 
 @pytest.mark.faults
 @repeated
-def test_f9_a_locked_job_is_skipped_reported_busy_and_run_again(repetition, submit, client, operator):
+def test_f9_a_locked_job_is_skipped_reported_busy_and_run_again(repetition, fault_random, submit, client, operator):
     """F9: quarantine and release with one job locked: sendmail skips it, the outcome says busy, a retry does it."""
-    rnd = random.Random()
+    rnd = fault_random
     ids = submit.send(3)
     locked = rnd.choice(ids)
     reason = f"fault f9 run {repetition}"
@@ -327,9 +329,9 @@ def snapshot(submit, queue_id: str) -> dict[str, tuple[int, bytes]]:
 
 @pytest.mark.faults
 @repeated
-def test_f10_acting_on_an_id_inside_another_never_changes_the_other(repetition, submit):
+def test_f10_acting_on_an_id_inside_another_never_changes_the_other(repetition, fault_random, submit):
     """F10: a forged job whose id is inside a real one's, or the other way round; -qI would select both."""
-    rnd = random.Random()
+    rnd = fault_random
     (real,) = submit.send()
     forged = real[:-1] if rnd.random() < 0.5 else real + str(rnd.randrange(10))
     for prefix in ("qf", "df"):
@@ -351,9 +353,9 @@ def test_f10_acting_on_an_id_inside_another_never_changes_the_other(repetition, 
 
 @pytest.mark.faults
 @repeated
-def test_f11_a_worker_lost_after_sendmail_succeeded_causes_no_second_effect(repetition, worker, submit):
+def test_f11_a_worker_lost_after_sendmail_succeeded_causes_no_second_effect(repetition, fault_random, worker, submit):
     """F11: the pool child is stopped during its sendmail call and killed once sendmail has quarantined all."""
-    rnd = random.Random()
+    rnd = fault_random
     ids = a_thousand_jobs(submit, rnd)
     reason = f"fault f11 run {repetition}"
     action = publish_quarantine(submit.server, ids, reason)
