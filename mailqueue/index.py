@@ -87,7 +87,8 @@ class KnownSpool:
     token: int
     names: dict[str, dict[str, int]]  # queue directory → {control file name: inode}
     facts: dict[str, tuple[str, str, int, int, bool, str]]  # id → (kind, directory, size, mtime_ns, truncated, state)
-    truncated: set[str]
+    # Both follow from facts; kept up to date beside it so a refresh never walks 100,000 facts.
+    truncated: set[str]  # the ids read again at every refresh
     states: Counter
     in_listing_order: bool = False
 
@@ -105,14 +106,19 @@ class KnownSpool:
 
     def learn(self, rows: list[tuple]) -> None:
         """Take in rows just written (COLUMNS order), in bulk: a first build brings 100,000."""
-        facts, names = self.facts, self.names
-        for queue_id in [row[1] for row in rows if row[1] in facts]:
+        for queue_id in [row[1] for row in rows if row[1] in self.facts]:
             self.forget(queue_id)
-        for directory in {row[4] for row in rows}:
-            names.setdefault(directory, {}).update({row[2] + row[1]: row[5] for row in rows if row[4] == directory})
-        self.facts.update({row[1]: (row[2], row[4], row[6], row[7], row[-1], row[3]) for row in rows})
-        self.states.update(row[3] for row in rows)
-        self.truncated.update(row[1] for row in rows if row[-1])
+        self.take([(row[1], row[2], row[4], row[5], row[6], row[7], bool(row[-1]), row[3]) for row in rows])
+
+    def take(self, entries: list[tuple[str, str, str, int, int, int, bool, str]]) -> None:
+        """Add jobs not known yet: (queue id, kind, directory, inode, size, mtime_ns, truncated, state)."""
+        for directory in {entry[2] for entry in entries}:
+            self.names.setdefault(directory, {}).update(
+                {kind + queue_id: inode for queue_id, kind, where, inode, *_ in entries if where == directory}
+            )
+        self.facts.update({entry[0]: (entry[1], entry[2], *entry[4:]) for entry in entries})
+        self.states.update(entry[7] for entry in entries)
+        self.truncated.update(entry[0] for entry in entries if entry[6])
 
     def follow_listing_order(self, current: dict[str, dict[str, int]]) -> None:
         """Keep each directory's names in readdir order: the next refresh looks them up in that
@@ -136,16 +142,11 @@ def _load_known(server: MailServer, token: int) -> KnownSpool:
     known = KnownSpool(token=token, names={}, facts={}, truncated=set(), states=Counter())
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT queue_id, kind, inode, directory, file_size, mtime_ns, truncated, state FROM {_table()} "
+            f"SELECT queue_id, kind, directory, inode, file_size, mtime_ns, truncated, state FROM {_table()} "
             "WHERE server_id = %s",
             [server.pk],
         )
-        for queue_id, kind, inode, directory, size, mtime_ns, truncated, state in cursor.fetchall():
-            known.names.setdefault(directory, {})[kind + queue_id] = inode
-            known.facts[queue_id] = (kind, directory, size, mtime_ns, bool(truncated), state)
-            known.states[state] += 1
-            if truncated:
-                known.truncated.add(queue_id)
+        known.take([(*row[:6], bool(row[6]), row[7]) for row in cursor.fetchall()])
     return known
 
 
