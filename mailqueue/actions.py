@@ -42,8 +42,7 @@ def chunks(items: list[str], size: int = IDS_PER_CALL) -> list[list[str]]:
 
 
 def live_ids(server) -> set[str]:
-    files, _ = spool.scan(server.queue_dir)
-    return {found.queue_id for found in files}
+    return spool.job_ids(server.queue_dir)
 
 
 def colliding_ids(wanted: list[str], live: set[str]) -> set[str]:
@@ -245,8 +244,7 @@ def quarantine_matching(runner: Runner, kind: str, selector: str, reason: str) -
     server = runner.action.server
     forms.validate_selector(selector, kind)
     forms.validate_reason(reason)
-    files, _ = spool.scan(server.queue_dir)
-    normal = {found.queue_id for found in files if found.kind == "qf"}
+    normal = spool.job_ids(server.queue_dir, kinds=("qf",))
     runner.sendmail(f"-Q{reason}", f"-q{kind}{selector}")
     outcomes = {}
     for queue_id in sorted(normal):

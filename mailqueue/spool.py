@@ -103,6 +103,17 @@ def list_control(queue_dir_setting: str) -> tuple[dict[str, dict[str, int]], lis
     return found, errors
 
 
+def job_ids(queue_dir_setting: str, kinds: tuple[str, ...] = ("qf", "hf", "Qf")) -> set[str]:
+    """Queue ids of the control files of these kinds, from readdir alone (no stat per file)."""
+    listing, _ = list_control(queue_dir_setting)
+    return {
+        parts[1]
+        for entries in listing.values()
+        for name in entries
+        if (parts := split_file_name(name)) is not None and parts[0] in kinds
+    }
+
+
 def read_control(path: str, kind: str, queue_id: str, only_headers: frozenset[bytes] | None = None) -> QueueFile | None:
     """Parse one control file; None when it vanished (sendmail finished or renamed it)."""
     try:
