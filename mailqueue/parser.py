@@ -286,9 +286,11 @@ def _macro(rest: bytes) -> tuple[str, str]:
     return decode_text(rest[:1]), decode_text(rest[1:])
 
 
+def is_job_file(name: str) -> bool:
+    """Whether sendmail would give a job's control file this name: qf, hf or Qf and a queue id."""
+    return name[:2] in KINDS and QUEUE_ID_PATTERN.fullmatch(name, 2) is not None
+
+
 def split_file_name(name: str) -> tuple[str, str] | None:
     """('qf', id) for a control file name sendmail would use; None for anything else."""
-    kind, queue_id = name[:2], name[2:]
-    if kind in KINDS and QUEUE_ID_PATTERN.fullmatch(queue_id):
-        return kind, queue_id
-    return None
+    return (name[:2], name[2:]) if is_job_file(name) else None
