@@ -1,17 +1,21 @@
 """The queue index: QueueMessage rows mirroring a server's spool, brought up to date incrementally.
 
-A refresh lists the control-file names of every queue directory with their inodes (readdir,
-no stat) and compares them with what the index holds. A new or gone name, a changed kind
-(qf → hf) or a new inode is a change, because sendmail rewrites a control file only by
+A refresh that lists reads the control-file names of every queue directory with their inodes
+(readdir, no stat) and compares them with what the index holds. A new or gone name, a changed
+kind (qf → hf) or a new inode is a change, because sendmail rewrites a control file only by
 writing a temporary file and renaming it; only changed files are read. Files last seen cut
 short are read again every time. Every QUEUE_INDEX_DEEP_SECONDS a deep refresh also compares
 size and mtime (one lstat per file), which catches edits made in place by something other
 than sendmail and an inode reused between two refreshes.
 
+A listing arms an inotify watch first (spoolwatch.py); until the watch loses track, the next
+refreshes skip the listing and read just the names the kernel reported.
+
 What the index holds is kept in the refreshing process between refreshes, tagged with a
 random token that every refresh writes with its rows; a process whose copy carries another
-token reads the rows again. Refreshes of one server take turns on a lock file. Large reads
-are spread over forked children (fanout.py) while the parent writes rows.
+token reads the rows again, drops its watch and lists. Refreshes of one server take turns on
+a lock file. Large reads are spread over forked children (fanout.py) while the parent writes
+rows.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from mailqueue.digest import digest, unreadable
 from mailqueue.fanout import fanout
 from mailqueue.models import IndexRefresh, QueueMessage
 from mailqueue.parser import KINDS, is_job_file, state_of
+from mailqueue.spoolwatch import SpoolWatch
 
 WRITE_BATCH = 500
 TEXT_LIMIT = 400
@@ -78,6 +83,7 @@ class RefreshResult:
     removed: int = 0
     seconds: float = 0.0
     deep: bool = False
+    listed: bool = True  # False: only the names a watch reported were looked at
     errors: list[str] = field(default_factory=list)
 
 
@@ -92,6 +98,8 @@ class KnownSpool:
     truncated: set[str]  # the ids read again at every refresh
     states: Counter
     in_listing_order: bool = False
+    # Armed before the listing these names came from; None: list again at the next refresh.
+    watch: SpoolWatch | None = None
 
     @property
     def rows(self) -> int:
@@ -133,6 +141,9 @@ class KnownSpool:
 
 
 _known_by_server: dict[int, KnownSpool] = {}
+# A process keeps what it knows of this many servers (and one inotify instance for each; a
+# user gets 128 on Debian).
+KNOWN_SERVERS = 8
 
 
 def _table() -> str:
@@ -157,12 +168,29 @@ def _row_count(server: MailServer) -> int:
         return cursor.fetchone()[0]
 
 
-def _known(server: MailServer, last: IndexRefresh | None) -> KnownSpool:
+def _take_known(server: MailServer, last: IndexRefresh | None) -> KnownSpool:
+    """What the index holds, from this process's copy when no one else wrote rows since.
+
+    The copy leaves the cache until the refresh commits: a failure half-way must not leave a
+    copy behind, nor a watch whose events were read and not acted on. A watch is kept only
+    with a copy that is still right: it says what changed since this process's last refresh,
+    and nothing about rows someone else wrote.
+    """
     token = last.token if last else 0
-    cached = _known_by_server.get(server.pk)
+    cached = _known_by_server.pop(server.pk, None)
     if cached is not None and token and cached.token == token and cached.rows == _row_count(server):
         return cached
+    if cached is not None and cached.watch is not None:
+        cached.watch.close()
     return _load_known(server, token)
+
+
+def _keep_known(server: MailServer, known: KnownSpool) -> None:
+    _known_by_server[server.pk] = known
+    while len(_known_by_server) > KNOWN_SERVERS:
+        oldest = _known_by_server.pop(next(iter(_known_by_server)))
+        if oldest.watch is not None:
+            oldest.watch.close()
 
 
 @contextmanager
@@ -419,6 +447,90 @@ def _gone_names(current: dict[str, dict[str, int]], known: KnownSpool, changed: 
     return gone
 
 
+def _compare_listing(
+    current: dict[str, dict[str, int]], known: KnownSpool, *, deep: bool
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Names to read and ids gone, from a listing of every queue directory."""
+    candidates = _changed_on_disk(current, known) if deep else _changed_names(current, known)
+    for queue_id in known.truncated:
+        kind, queue_dir = known.facts[queue_id][:2]
+        if current.get(queue_dir, {}).get(kind + queue_id) == known.names[queue_dir][kind + queue_id]:
+            candidates.append((queue_dir, kind + queue_id))
+    gone = []
+    for _, name in _gone_names(current, known, candidates):
+        queue_id = name[2:]
+        # A job renamed (qf → hf) or moved to another queue directory is not gone: read it again.
+        elsewhere = [
+            (where, kind + queue_id)
+            for where, entries in current.items()
+            for kind in KINDS
+            if kind + queue_id in entries
+        ]
+        if elsewhere:
+            candidates += elsewhere
+        elif known.facts.get(queue_id, ("",))[0] + queue_id == name:
+            gone.append(queue_id)
+    return candidates, gone
+
+
+def _compare_touched(touched: dict[str, set[str]], known: KnownSpool) -> tuple[list[tuple[str, str]], list[str]]:
+    """Names to read and ids gone, from the names a watch reported.
+
+    Every reported name still there is read, whatever its inode: the kernel saw it written,
+    so an edit in place shows at once rather than at the next deep refresh.
+    """
+    candidates = []
+    vanished = set()
+    for queue_dir, names in touched.items():
+        where = spool.control_dir(queue_dir)
+        for name in names:
+            try:
+                os.lstat(os.path.join(where, name))
+            except FileNotFoundError:
+                vanished.add((queue_dir, name))
+                continue
+            except OSError:
+                pass  # the reader says why it cannot read it
+            candidates.append((queue_dir, name))
+    # A file cut short is read again at every refresh until it is whole (or gone).
+    for queue_id in known.truncated:
+        kind, queue_dir = known.facts[queue_id][:2]
+        if (queue_dir, kind + queue_id) not in vanished:
+            candidates.append((queue_dir, kind + queue_id))
+    # A job renamed (qf → hf) or moved to another directory has its new name among the candidates.
+    read_again = {name[2:] for _, name in candidates}
+    gone = [
+        name[2:]
+        for queue_dir, name in vanished
+        if name[2:] not in read_again
+        and (facts := known.facts.get(name[2:])) is not None
+        and (facts[1], facts[0]) == (queue_dir, name[:2])
+    ]
+    return candidates, gone
+
+
+def _watched_changes(watch: SpoolWatch | None, server: MailServer) -> dict[str, set[str]] | None:
+    """What the watch saw since the last refresh; None when it cannot say and the spool is listed."""
+    if watch is None or not settings.QUEUE_INDEX_WATCH:
+        return None
+    try:
+        directories = spool.queue_directories(server.queue_dir)
+    except OSError:
+        return None
+    return watch.changes() if watch.covers(directories) else None
+
+
+def _arm(server: MailServer) -> SpoolWatch | None:
+    if not settings.QUEUE_INDEX_WATCH:
+        return None
+    try:
+        return SpoolWatch(
+            {queue_dir: spool.control_dir(queue_dir) for queue_dir in spool.queue_directories(server.queue_dir)}
+        )
+    except OSError:
+        return None  # no inotify here, or no instances left: every refresh lists
+
+
 def _deep_due(last: IndexRefresh | None) -> bool:
     if last is None or last.deep_checked is None:
         return True
@@ -439,38 +551,55 @@ def refresh(server: MailServer) -> RefreshResult:
 
 def _refresh(server: MailServer, started: float) -> RefreshResult:
     last = IndexRefresh.objects.filter(server=server).first()
-    known = _known(server, last)
-    # Until this refresh commits, no process-wide copy: a failure half-way must not leave one behind.
-    _known_by_server.pop(server.pk, None)
+    known = _take_known(server, last)
+    watch, known.watch = known.watch, None
     result = RefreshResult(deep=_deep_due(last))
-    current, result.errors = spool.list_control(server.queue_dir)
-    # Nothing indexed yet (a first build): every name is new, there is nothing to compare.
-    deep = result.deep and known.rows > 0
-    candidates = _changed_on_disk(current, known) if deep else _changed_names(current, known)
-    for queue_id in known.truncated:
-        kind, queue_dir = known.facts[queue_id][:2]
-        if current.get(queue_dir, {}).get(kind + queue_id) == known.names[queue_dir][kind + queue_id]:
-            candidates.append((queue_dir, kind + queue_id))
-    gone = []
-    for _, name in _gone_names(current, known, candidates):
-        queue_id = name[2:]
-        # A job renamed (qf → hf) or moved to another queue directory is not gone: read it again.
-        elsewhere = [
-            (where, kind + queue_id)
-            for where, entries in current.items()
-            for kind in KINDS
-            if kind + queue_id in entries
-        ]
-        if elsewhere:
-            candidates += elsewhere
-        elif known.facts.get(queue_id, ("",))[0] + queue_id == name:
-            gone.append(queue_id)
+    current = None
+    try:
+        touched = None if result.deep else _watched_changes(watch, server)
+        if touched is None:
+            if watch is not None:
+                watch.close()
+            watch = _arm(server)  # before the listing: what changes after it is reported next time
+            current, result.errors = spool.list_control(server.queue_dir)
+            candidates, gone = _compare_listing(current, known, deep=result.deep and known.rows > 0)
+        else:
+            result.listed = False
+            candidates, gone = _compare_touched(touched, known)
+        analyze = _apply(server, last, known, candidates, gone, current, result, started)
+    except BaseException:
+        if watch is not None:
+            watch.close()  # its events were read and not acted on: the next refresh lists
+        raise
+    # After reading rows from the table, or when much is new.
+    if current is not None and (not known.in_listing_order or result.files_read > known.rows // 10):
+        known.follow_listing_order(current)
+    known.watch = watch
+    _keep_known(server, known)
+    if analyze:
+        with connection.cursor() as cursor:
+            if connection.vendor == "sqlite":  # a sample is enough to choose plans; all rows cost 80 ms
+                cursor.execute(f"PRAGMA analysis_limit = {ANALYSIS_ROWS}")
+            cursor.execute(f"ANALYZE {_table()}")
+    return result
+
+
+def _apply(
+    server: MailServer,
+    last: IndexRefresh | None,
+    known: KnownSpool,
+    candidates: list[tuple[str, str]],
+    gone: list[str],
+    current: dict[str, dict[str, int]] | None,
+    result: RefreshResult,
+    started: float,
+) -> bool:
+    """Read the candidates, write their rows, delete the gone; in one transaction. Whether to ANALYZE."""
     jobs = [(name[2:], name[:2], queue_dir) for queue_dir, name in dict.fromkeys(candidates) if is_job_file(name)]
     strangers = len(candidates) - len(jobs)  # names sendmail does not give a job
     # Queue ids grow with time, so rows written in id order append to the indexes instead of
     # landing all over them.
     jobs.sort()
-    result.files_seen = sum(len(entries) for entries in current.values()) - strangers
     read = _reader(server.pk)
     children = min(os.cpu_count() or 1, 4) if len(jobs) >= FANOUT_MIN_FILES else 1
     with transaction.atomic():
@@ -487,6 +616,10 @@ def _refresh(server: MailServer, started: float) -> RefreshResult:
                 cursor.execute(index_sql)
         known.token = secrets.randbits(62)
         result.removed = len(gone)
+        if current is not None:
+            result.files_seen = sum(len(entries) for entries in current.values()) - strangers
+        else:
+            result.files_seen = known.rows
         result.seconds = time.monotonic() - started
         analyzed_rows = last.analyzed_rows if last else 0
         # A rebuilt index has no planner statistics until the next ANALYZE.
@@ -507,12 +640,4 @@ def _refresh(server: MailServer, started: float) -> RefreshResult:
                 "analyzed_rows": known.rows if analyze else analyzed_rows,
             },
         )
-    if not known.in_listing_order or result.files_read > known.rows // 10:  # read from the rows, or much is new
-        known.follow_listing_order(current)
-    _known_by_server[server.pk] = known
-    if analyze:
-        with connection.cursor() as cursor:
-            if connection.vendor == "sqlite":  # a sample is enough to choose plans; all rows cost 80 ms
-                cursor.execute(f"PRAGMA analysis_limit = {ANALYSIS_ROWS}")
-            cursor.execute(f"ANALYZE {_table()}")
-    return result
+    return analyze

@@ -76,6 +76,26 @@ def test_only_the_gateway_starts_processes():
     assert offenders == []
 
 
+def test_only_the_spool_watch_calls_libc_and_only_for_inotify():
+    """ctypes could reach system() or exec*(); the one module using it binds inotify and nothing else."""
+    watch_module = ROOT / "mailqueue" / "spoolwatch.py"
+    users = []
+    for path in product_modules():
+        tree = ast.parse(path.read_text())
+        imports = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imports |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        if any(name and name.split(".")[0] == "ctypes" for name in imports):
+            users.append(path)
+    assert users == [watch_module]
+    tree = ast.parse(watch_module.read_text())
+    bound = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "libc"
+    }
+    assert bound == {"inotify_init1", "inotify_add_watch"}
+
+
 def test_nothing_runs_through_a_shell():
     offenders = []
     for path in [*product_modules(), ROOT / "conftest.py"]:

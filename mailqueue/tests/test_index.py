@@ -206,8 +206,10 @@ def test_hostile_headers_render_as_text_on_every_queue_page(submit, client, view
 
 
 def test_a_finished_file_edited_in_place_is_seen_by_the_next_deep_refresh(scratch_server, settings):
-    """sendmail never rewrites a finished qf in place, so the quick refresh trusts the inode;
-    an edit in place (same inode) shows at the next deep refresh, which compares size and mtime."""
+    """sendmail never rewrites a finished qf in place, so a refresh that lists trusts the inode;
+    an edit in place (same inode) shows at the next deep refresh, which compares size and mtime.
+    (With a watch, the next refresh reads it: test_a_watch_reports_every_kind_of_change.)"""
+    settings.QUEUE_INDEX_WATCH = False  # every refresh lists
     queue = Path(scratch_server.queue_dir)
     path = queue / "qf6AOIJJ5g025905"
     path.write_bytes((SAMPLES / "qf-normal.txt").read_bytes())
@@ -218,7 +220,7 @@ def test_a_finished_file_edited_in_place_is_seen_by_the_next_deep_refresh(scratc
         handle.write(data)
 
     quick = index.refresh(scratch_server)
-    assert not quick.deep and quick.files_read == 0
+    assert not quick.deep and quick.listed and quick.files_read == 0
 
     settings.QUEUE_INDEX_DEEP_SECONDS = 0
     deep = index.refresh(scratch_server)
@@ -257,7 +259,7 @@ def test_a_refresh_by_another_process_is_not_overlooked(scratch_server):
 
     result = index.refresh(scratch_server)
 
-    assert result.files_read == 1
+    assert result.files_read == 1 and result.listed  # the watch knows nothing of the other process's rows
     assert list(QueueMessage.objects.filter(server=scratch_server).values_list("queue_id", flat=True)) == [
         "6AOIJJ5g000002"
     ]
@@ -414,3 +416,98 @@ def test_the_worker_builds_a_large_index_with_forked_readers(worker, mta_server,
     refreshed = wait_for(lambda: IndexRefresh.objects.filter(server=mta_server).first(), 120, "the worker's refresh")
     assert refreshed.files_read == len(ids), worker.log()[-3000:]
     assert QueueMessage.objects.filter(server=mta_server).count() == len(ids)
+
+
+def indexed(server) -> dict[str, tuple[str, str]]:
+    return {row.queue_id: (row.kind, row.subject) for row in QueueMessage.objects.filter(server=server)}
+
+
+def test_a_watch_reports_every_kind_of_change(scratch_server):
+    """After a refresh that listed, the next one looks only at the names the kernel reported."""
+    queue = Path(scratch_server.queue_dir)
+    ids = fill_scratch_queue(queue, 40)
+    first = index.refresh(scratch_server)
+    assert first.listed and first.files_read == 40
+    assert index.refresh(scratch_server).files_read == 0
+
+    os.rename(queue / f"qf{ids[0]}", queue / f"hf{ids[0]}")  # quarantined, as sendmail renames
+    (queue / f"qf{ids[1]}").unlink()  # delivered
+    (queue / f"df{ids[1]}").unlink()
+    (queue / f"tf{ids[2]}").write_bytes((queue / f"qf{ids[2]}").read_bytes().replace(b"N0\n", b"N1\n"))
+    os.rename(queue / f"tf{ids[2]}", queue / f"qf{ids[2]}")  # a delivery attempt written back
+    with open(queue / f"qf{ids[3]}", "r+b") as handle:  # edited in place, same inode
+        data = handle.read().replace(b"Subject: ", b"Subject: edited ")
+        handle.seek(0)
+        handle.write(data)
+    (queue / "qf6AOIJJ5g999999").write_bytes((SAMPLES / "qf-normal.txt").read_bytes())  # a new job
+    (queue / "xf6AOIJJ5g999999").write_bytes(b"transcript")  # not a control file
+
+    result = index.refresh(scratch_server)
+
+    assert not result.listed
+    assert (result.files_read, result.removed, result.files_seen) == (4, 1, 40)
+    rows = indexed(scratch_server)
+    assert rows[ids[0]][0] == "hf" and ids[1] not in rows and rows[ids[3]][1].startswith("edited ")
+    assert QueueMessage.objects.get(queue_id=ids[2]).attempts == 1
+    assert "6AOIJJ5g999999" in rows
+    assert index.refresh(scratch_server).files_read == 0
+
+
+def test_a_watch_that_lost_track_lists_again(scratch_server, tmp_path):
+    queue = Path(scratch_server.queue_dir)
+    ids = fill_scratch_queue(queue, 5)
+    index.refresh(scratch_server)
+
+    # The directory moved away and back: the kernel now watches an inode the path may not name.
+    os.rename(queue, tmp_path / "elsewhere")
+    os.rename(tmp_path / "elsewhere", queue)
+    (queue / f"qf{ids[0]}").unlink()
+    moved = index.refresh(scratch_server)
+    assert moved.listed and moved.removed == 1
+
+    # The kernel's event queue overflowed: every event since is lost, and the refresh lists.
+    assert index.refresh(scratch_server).files_read == 0
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    for number in range(limit // 2 + 10):  # two events each: created, closed after writing
+        (queue / f"xf{number}").write_bytes(b"")
+    (queue / f"qf{ids[1]}").unlink()
+    overflowed = index.refresh(scratch_server)
+    assert overflowed.listed and overflowed.removed == 1
+    assert not index.refresh(scratch_server).listed
+
+
+def test_a_new_queue_directory_under_the_pattern_is_listed(scratch_server, tmp_path):
+    root = tmp_path / "queues"
+    (root / "q1").mkdir(parents=True)
+    scratch_server.queue_dir = str(root / "q*")
+    scratch_server.save()
+    fill_scratch_queue(root / "q1", 3)
+    index.refresh(scratch_server)
+    (root / "q2").mkdir()
+    shutil.copy(SAMPLES / "qf-normal.txt", root / "q2" / "qf6AOIJJ5g025905")
+
+    result = index.refresh(scratch_server)
+
+    assert result.listed and result.files_read == 1
+    assert QueueMessage.objects.get(queue_id="6AOIJJ5g025905").directory == str(root / "q2")
+
+
+def test_a_refresh_that_fails_after_reading_the_events_lists_next_time(scratch_server, monkeypatch):
+    queue = Path(scratch_server.queue_dir)
+    ids = fill_scratch_queue(queue, 5)
+    index.refresh(scratch_server)
+    os.rename(queue / f"qf{ids[0]}", queue / f"hf{ids[0]}")
+    real_write = index._write
+
+    def failing_write(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(index, "_write", failing_write)
+    with pytest.raises(OSError):
+        index.refresh(scratch_server)
+    monkeypatch.setattr(index, "_write", real_write)
+
+    result = index.refresh(scratch_server)
+
+    assert result.listed and result.files_read == 1
+    assert QueueMessage.objects.get(queue_id=ids[0]).kind == "hf"
