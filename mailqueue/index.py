@@ -96,7 +96,6 @@ class KnownSpool:
     # Both follow from facts; kept up to date beside it so a refresh never walks 100,000 facts.
     truncated: set[str]  # the ids read again at every refresh
     states: Counter
-    in_listing_order: bool = False
     # Armed before the listing these names came from; None: list again at the next refresh.
     watch: SpoolWatch | None = None
 
@@ -127,16 +126,6 @@ class KnownSpool:
         self.facts.update({entry[0]: (entry[1], entry[2], *entry[4:]) for entry in entries})
         self.states.update(entry[7] for entry in entries)
         self.truncated.update(entry[0] for entry in entries if entry[6])
-
-    def follow_listing_order(self, current: dict[str, dict[str, int]]) -> None:
-        """Keep each directory's names in readdir order: the next refresh looks them up in that
-        order, and walking 100,000 entries in order is 40% faster than all over memory."""
-        for queue_dir, names in self.names.items():
-            listed = current.get(queue_dir, {})
-            in_order = {name: names[name] for name in listed if name in names}
-            in_order.update((name, inode) for name, inode in names.items() if name not in in_order)
-            self.names[queue_dir] = in_order
-        self.in_listing_order = True
 
 
 _known_by_server: dict[int, KnownSpool] = {}
@@ -570,9 +559,6 @@ def _refresh(server: MailServer, started: float) -> RefreshResult:
         if watch is not None:
             watch.close()  # its events were read and not acted on: the next refresh lists
         raise
-    # After reading rows from the table, or when much is new.
-    if current is not None and (not known.in_listing_order or result.files_read > known.rows // 10):
-        known.follow_listing_order(current)
     known.watch = watch
     _keep_known(server, known)
     if analyze:
