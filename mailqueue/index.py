@@ -623,6 +623,7 @@ def _apply(
                 "token": known.token,
                 "deep_checked": now if result.deep else last.deep_checked,
                 "analyzed_rows": known.rows if analyze else analyzed_rows,
+                "listed": result.listed,
             },
         )
     return analyze

@@ -86,6 +86,11 @@ class IndexRefresh(models.Model):
     analyzed_rows = models.PositiveIntegerField(
         default=0, help_text="Index rows when the database last gathered planner statistics on them."
     )
+    listed = models.BooleanField(
+        default=True,
+        help_text="Whether the refresh listed the queue directories; if not, it looked only at the names "
+        "the kernel reported changed (inotify).",
+    )
 
     def __str__(self) -> str:
         return f"index of {self.server} at {self.finished:%Y-%m-%d %H:%M:%S}"

@@ -422,7 +422,7 @@ def indexed(server) -> dict[str, tuple[str, str]]:
     return {row.queue_id: (row.kind, row.subject) for row in QueueMessage.objects.filter(server=server)}
 
 
-def test_a_watch_reports_every_kind_of_change(scratch_server):
+def test_a_watch_reports_every_kind_of_change(scratch_server, client, viewer):
     """After a refresh that listed, the next one looks only at the names the kernel reported."""
     queue = Path(scratch_server.queue_dir)
     ids = fill_scratch_queue(queue, 40)
@@ -450,6 +450,9 @@ def test_a_watch_reports_every_kind_of_change(scratch_server):
     assert rows[ids[0]][0] == "hf" and ids[1] not in rows and rows[ids[3]][1].startswith("edited ")
     assert QueueMessage.objects.get(queue_id=ids[2]).attempts == 1
     assert "6AOIJJ5g999999" in rows
+    client.force_login(viewer)
+    page = client.get(f"/servers/{scratch_server.name}/queue/").content.decode()
+    assert "4 of 40 files re-read" in page and "only the names the kernel reported changed" in page
     assert index.refresh(scratch_server).files_read == 0
 
 
