@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dh, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -379,6 +379,8 @@ def load_private_key(data: bytes, passphrase: str = ""):
         raise PkiError(f"The private key is damaged and cannot be read ({short(exc)}).") from exc
     except UnsupportedAlgorithm as exc:
         raise PkiError(f"The private key uses an algorithm this console cannot read ({short(exc)}).") from exc
+    except InternalError as exc:  # e.g. an X448 OID on an X25519-sized key: OpenSSL refuses to set it up
+        raise PkiError("The private key is damaged: OpenSSL cannot make a key of its type from its bytes.") from exc
     check_public_key(key.public_key(), "private key")
     return key
 

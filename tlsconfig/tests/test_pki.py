@@ -179,6 +179,19 @@ def test_an_unknown_version_is_refused(material):
         pki.load_private_key(crl)
 
 
+def test_a_key_whose_type_does_not_fit_its_bytes_is_refused():
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    encoded = x25519.X25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    x448_oid_on_x25519_bytes = encoded.replace(b"\x06\x03\x2b\x65\x6e", b"\x06\x03\x2b\x65\x6f", 1)
+    assert x448_oid_on_x25519_bytes != encoded
+    # cryptography raised its InternalError ("Unknown OpenSSL error"), a 500 on the upload page.
+    with pytest.raises(pki.PkiError, match="OpenSSL cannot make a key of its type"):
+        pki.load_private_key(x448_oid_on_x25519_bytes)
+
+
 def test_a_dek_info_iv_too_short_for_aes_is_refused(material):
     protected = material.client_key.private_bytes(
         serialization.Encoding.PEM,
