@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from django.db import transaction
 from django.http import HttpRequest
 
+from mailadmin import work
 from mailadmin.models import AuditEvent, MailServer
 
 
@@ -47,3 +51,25 @@ def complete(event: AuditEvent, *, outcome: str, exit_code: int | None = None, d
     AuditEvent.objects.filter(pk=event.pk, outcome=AuditEvent.Outcome.STARTED).update(
         outcome=outcome, exit_code=exit_code, detail=_clean(detail, 20000)
     )
+
+
+def run_work(item: work.WorkItem, action: str, target: str, perform: Callable[[], tuple[str, dict]]) -> None:
+    """Run a work row's `perform` (which returns the event's detail and the row's result fields),
+    then finish the row and write its event in one commit: a worker killed between two commits
+    would leave a done row that no rerun picks up, and so no event at all. A failure is audited
+    and raised again for work.execute to record."""
+    try:
+        detail, fields = perform()
+    except Exception as exc:
+        record(
+            action,
+            user=item.created_by,
+            server=item.server,
+            target=target,
+            outcome=AuditEvent.Outcome.FAILED,
+            detail=str(exc),
+        )
+        raise
+    with transaction.atomic():
+        work.finish(item, work.WorkStatus.DONE, **fields)
+        record(action, user=item.created_by, server=item.server, target=target, detail=detail)

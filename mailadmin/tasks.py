@@ -1,11 +1,10 @@
 """Celery tasks: thin wrappers that load a work row, claim it and call the domain function."""
 
 from celery import shared_task
-from django.db import transaction
 
 from mailadmin import audit, cfbuild, daemon, work
 from mailadmin.gateway import Mta
-from mailadmin.models import AuditEvent, ConfigBuild, InstallJob, ServiceAction
+from mailadmin.models import ConfigBuild, InstallJob, ServiceAction
 
 
 def perform_service_action(action: ServiceAction) -> None:
@@ -14,27 +13,11 @@ def perform_service_action(action: ServiceAction) -> None:
     def progress(percent: int, note: str) -> None:
         work.report_progress(action, percent, note)
 
-    try:
+    def perform() -> tuple[str, dict]:
         outcome = daemon.VERBS[action.verb](action.server, mta, progress)
-    except Exception as exc:
-        audit.record(
-            f"daemon {action.verb}",
-            user=action.created_by,
-            server=action.server,
-            target=f"service action {action.pk}",
-            outcome=AuditEvent.Outcome.FAILED,
-            detail=str(exc),
-        )
-        raise
-    with transaction.atomic():  # a kill between the two must not leave a done row without its event
-        work.finish(action, work.WorkStatus.DONE, output=outcome)
-        audit.record(
-            f"daemon {action.verb}",
-            user=action.created_by,
-            server=action.server,
-            target=f"service action {action.pk}",
-            detail=outcome,
-        )
+        return outcome, {"output": outcome}
+
+    audit.run_work(action, f"daemon {action.verb}", f"service action {action.pk}", perform)
 
 
 @shared_task(name="mailadmin.tasks.run_service_action")
@@ -54,22 +37,12 @@ def perform_config_build(row: ConfigBuild) -> None:
 
 def perform_install(job: InstallJob) -> None:
     mta = Mta(job.server, user=job.created_by, while_waiting=work.lease_keeper(job))
-    verb = "rollback" if job.rollback else "install"
-    try:
+
+    def perform() -> tuple[str, dict]:
         outcome = cfbuild.install(job, mta, lambda pct, note: work.report_progress(job, pct, note))
-    except Exception as exc:
-        audit.record(
-            f"cf {verb}",
-            user=job.created_by,
-            server=job.server,
-            target=job.build.build_id,
-            outcome=AuditEvent.Outcome.FAILED,
-            detail=str(exc),
-        )
-        raise
-    with transaction.atomic():
-        work.finish(job, work.WorkStatus.DONE, output=outcome)
-        audit.record(f"cf {verb}", user=job.created_by, server=job.server, target=job.build.build_id, detail=outcome)
+        return outcome, {"output": outcome}
+
+    audit.run_work(job, f"cf {'rollback' if job.rollback else 'install'}", job.build.build_id, perform)
 
 
 @shared_task(name="mailadmin.tasks.run_config_build")

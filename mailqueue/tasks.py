@@ -1,43 +1,24 @@
 """Celery tasks for the queue: thin wrappers that claim a work row and call the domain functions."""
 
 from celery import shared_task
-from django.db import transaction
 
 from mailadmin import audit, work
 from mailadmin.gateway import Mta
-from mailadmin.models import AuditEvent, MailServer
+from mailadmin.models import MailServer
 from mailqueue import actions, index, stats
 from mailqueue.models import QueueAction
 
 
 def perform_queue_action(action: QueueAction) -> None:
     mta = Mta(action.server, user=action.created_by, while_waiting=work.lease_keeper(action))
-    target = f"queue action {action.pk}: {action.target_text}"
-    try:
+
+    def perform() -> tuple[str, dict]:
         actions.perform(action, mta, lambda pct, note: work.report_progress(action, pct, note))
-    except Exception as exc:
-        audit.record(
-            f"queue {action.verb}",
-            user=action.created_by,
-            server=action.server,
-            target=target,
-            outcome=AuditEvent.Outcome.FAILED,
-            detail=str(exc),
-        )
-        raise
-    counts = ", ".join(f"{count} {word}" for word, count in action.outcome_counts().items())
-    # One commit for the finished row and its audit event: a worker killed between two commits
-    # would leave a done row that no rerun picks up, and so no "done" event at all.
-    with transaction.atomic():
-        work.finish(
-            action,
-            work.WorkStatus.DONE,
-            commands=action.commands,
-            outcomes=action.outcomes,
-            output=action.output,
-            debug_log=action.debug_log,
-        )
-        audit.record(f"queue {action.verb}", user=action.created_by, server=action.server, target=target, detail=counts)
+        counts = ", ".join(f"{count} {word}" for word, count in action.outcome_counts().items())
+        fields = {name: getattr(action, name) for name in ("commands", "outcomes", "output", "debug_log")}
+        return counts, fields
+
+    audit.run_work(action, f"queue {action.verb}", f"queue action {action.pk}: {action.target_text}", perform)
 
 
 @shared_task(name="mailqueue.tasks.run_queue_action")
