@@ -35,18 +35,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# Fault tests draw kill offsets at random; one seed per session, printed in pytest's header,
-# and MAILADMIN_FAULT_SEED=<seed> makes a run draw the same offsets again.
+# Fault tests draw kill offsets, and the short Atheris runs their first inputs, at random; one
+# seed per session, printed in pytest's header, and MAILADMIN_FAULT_SEED=<seed> draws the same again.
 FAULT_SEED = int(os.environ.get("MAILADMIN_FAULT_SEED") or random.SystemRandom().randrange(2**32))
 
 
 def pytest_report_header(config):
-    return f"fault tests: MAILADMIN_FAULT_SEED={FAULT_SEED}"
+    return f"fault tests and Atheris runs: MAILADMIN_FAULT_SEED={FAULT_SEED}"
 
 
 @pytest.fixture
 def fault_random(request) -> random.Random:
-    """The random source of one fault test, derived from the session seed and the test's id."""
+    """The random source of one test, derived from the session seed and the test's id."""
     return random.Random(f"{FAULT_SEED}:{request.node.nodeid}")
 
 
