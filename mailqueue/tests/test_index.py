@@ -514,3 +514,29 @@ def test_a_refresh_that_fails_after_reading_the_events_lists_next_time(scratch_s
 
     assert result.listed and result.files_read == 1
     assert QueueMessage.objects.get(queue_id=ids[0]).kind == "hf"
+
+
+def test_a_watch_over_several_queue_directories_with_qf_subdirectories(scratch_server, tmp_path):
+    root = tmp_path / "queues"
+    for name in ("q1", "q2"):
+        (root / name / "qf").mkdir(parents=True)
+        (root / name / "df").mkdir()
+    scratch_server.queue_dir = str(root / "q*")
+    scratch_server.save()
+    sample = (SAMPLES / "qf-normal.txt").read_bytes()
+    for queue_id in ("6AOIJJ5g000001", "6AOIJJ5g000002"):
+        (root / "q1" / "qf" / f"qf{queue_id}").write_bytes(sample)
+        (root / "q1" / "df" / f"df{queue_id}").write_bytes(b"body\n")
+    assert index.refresh(scratch_server).files_read == 2
+
+    os.rename(root / "q1" / "qf" / "qf6AOIJJ5g000001", root / "q2" / "qf" / "qf6AOIJJ5g000001")  # moved
+    os.rename(root / "q1" / "df" / "df6AOIJJ5g000001", root / "q2" / "df" / "df6AOIJJ5g000001")
+    os.rename(root / "q1" / "qf" / "qf6AOIJJ5g000002", root / "q1" / "qf" / "hf6AOIJJ5g000002")  # quarantined
+    result = index.refresh(scratch_server)
+
+    assert not result.listed and (result.files_read, result.removed) == (2, 0)
+    rows = {row.queue_id: row for row in QueueMessage.objects.filter(server=scratch_server)}
+    assert rows["6AOIJJ5g000001"].directory == str(root / "q2") and rows["6AOIJJ5g000001"].body_size == 5
+    assert rows["6AOIJJ5g000002"].kind == "hf"
+    (root / "q2" / "qf" / "qf6AOIJJ5g000001").unlink()
+    assert index.refresh(scratch_server).removed == 1
