@@ -185,7 +185,7 @@ WORK_SWEEP_SECONDS = env_int("MAILADMIN_WORK_SWEEP_SECONDS", 30)
 # A queue index refresh compares readdir inodes; this often it also compares size and mtime.
 QUEUE_INDEX_DEEP_SECONDS = env_int("MAILADMIN_QUEUE_INDEX_DEEP_SECONDS", 600)
 # Between listings, a refresh looks only at the names the kernel reported changed (inotify);
-# 0 lists the queue directories at every refresh.
+# 0 lists the queue directories at every refresh (a spool other hosts write to over NFS).
 QUEUE_INDEX_WATCH = bool(env_int("MAILADMIN_QUEUE_INDEX_WATCH", 1))
 CELERY_BEAT_SCHEDULE = {
     "sweep-work-rows": {"task": "mailadmin.tasks.sweep_work", "schedule": float(WORK_SWEEP_SECONDS)},
