@@ -166,11 +166,18 @@ def _take_known(server: MailServer, last: IndexRefresh | None) -> KnownSpool:
     """
     token = last.token if last else 0
     cached = _known_by_server.pop(server.pk, None)
-    if cached is not None and token and cached.token == token and cached.rows == _row_count(server):
-        return cached
-    if cached is not None and cached.watch is not None:
-        cached.watch.close()
-    return _load_known(server, token)
+    watch = cached.watch if cached is not None else None
+    try:
+        if cached is not None and token and cached.token == token and cached.rows == _row_count(server):
+            return cached
+        known = _load_known(server, token)
+    except BaseException:
+        if watch is not None:
+            watch.close()
+        raise
+    if watch is not None:
+        watch.close()
+    return known
 
 
 def _keep_known(server: MailServer, known: KnownSpool) -> None:
@@ -539,10 +546,10 @@ def refresh(server: MailServer) -> RefreshResult:
 
 def _refresh(server: MailServer, started: float) -> RefreshResult:
     last = IndexRefresh.objects.filter(server=server).first()
-    known = _take_known(server, last)
-    watch, known.watch = known.watch, None
     result = RefreshResult(deep=_deep_due(last))
     current = None
+    known = _take_known(server, last)
+    watch, known.watch = known.watch, None
     try:
         touched = None if result.deep else _watched_changes(watch, server)
         if touched is None:

@@ -540,3 +540,26 @@ def test_a_watch_over_several_queue_directories_with_qf_subdirectories(scratch_s
     assert rows["6AOIJJ5g000002"].kind == "hf"
     (root / "q2" / "qf" / "qf6AOIJJ5g000001").unlink()
     assert index.refresh(scratch_server).removed == 1
+
+
+def inotify_instances() -> int:
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.exists(fd) and os.readlink(fd) == "anon_inode:inotify")
+
+
+def test_a_process_keeps_a_bounded_number_of_watches(scratch_server, tmp_path):
+    """A user gets 128 inotify instances: the process keeps those of its last KNOWN_SERVERS servers."""
+    for known in index._known_by_server.values():
+        if known.watch is not None:
+            known.watch.close()
+    index._known_by_server.clear()
+    before = inotify_instances()
+    for number in range(index.KNOWN_SERVERS + 4):
+        queue = tmp_path / f"queue{number}"
+        queue.mkdir()
+        scratch_server.pk = None
+        scratch_server.name = f"scratch{number}"
+        scratch_server.queue_dir = str(queue)
+        scratch_server.save()
+        index.refresh(scratch_server)
+    assert inotify_instances() - before == index.KNOWN_SERVERS == len(index._known_by_server)
