@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mailadmin.overview import queue_directories
-from mailqueue.parser import QueueFile, parse_queue_file, split_file_name
+from mailqueue.parser import QueueFile, is_job_file, parse_queue_file, split_file_name
 
 CONTROL_FILE_LIMIT = 4 * 1024 * 1024
 BODY_PREVIEW_LIMIT = 16 * 1024
@@ -108,6 +108,25 @@ def list_control(queue_dir_setting: str) -> tuple[dict[str, dict[str, int]], lis
         except OSError as exc:
             errors.append(f"{where}: {exc.strerror or exc}")
     return found, errors
+
+
+def more_jobs_than(queue_dir_setting: str, limit: int) -> bool:
+    """Whether the queue directories hold more than `limit` control files; reads no further."""
+    count = 0
+    try:
+        directories = queue_directories(queue_dir_setting)
+    except OSError:
+        return False
+    for queue_dir in directories:
+        try:
+            with os.scandir(control_dir(queue_dir)) as entries:
+                for entry in entries:
+                    count += is_job_file(entry.name)
+                    if count > limit:
+                        return True
+        except OSError:
+            continue
+    return False
 
 
 def job_ids(queue_dir_setting: str, kinds: tuple[str, ...] = ("qf", "hf", "Qf")) -> set[str]:

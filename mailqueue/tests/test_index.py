@@ -563,3 +563,33 @@ def test_a_process_keeps_a_bounded_number_of_watches(scratch_server, tmp_path):
         scratch_server.save()
         index.refresh(scratch_server)
     assert inotify_instances() - before == index.KNOWN_SERVERS == len(index._known_by_server)
+
+
+def test_a_large_unindexed_spool_is_left_to_the_worker_and_the_page_waits(scratch_server, client, viewer, monkeypatch):
+    from mailqueue import views
+
+    monkeypatch.setattr(views, "INLINE_FIRST_BUILD", 3)
+    fill_scratch_queue(Path(scratch_server.queue_dir), 4)
+    client.force_login(viewer)
+    url = f"/servers/{scratch_server.name}/queue/"
+
+    waiting = client.get(url).content.decode()
+
+    assert "Not indexed yet: the spool holds more than 3 messages" in waiting
+    assert "The worker is building the index." in waiting
+    assert 'hx-trigger="every 3s"' in waiting and 'hx-select="#queue-page"' in waiting
+    assert not IndexRefresh.objects.filter(server=scratch_server).exists()
+    assert not QueueMessage.objects.filter(server=scratch_server).exists()
+
+    index.refresh(scratch_server)  # what the worker does
+    ready = client.get(url).content.decode()
+    assert "Not indexed yet" not in ready and "hx-trigger" not in ready.split('id="queue-page"')[1][:80]
+    assert "6AOIJJ5g000003" in ready
+
+
+def test_a_small_unindexed_spool_is_indexed_by_the_first_visit(scratch_server, client, viewer):
+    fill_scratch_queue(Path(scratch_server.queue_dir), 4)
+    client.force_login(viewer)
+    page = client.get(f"/servers/{scratch_server.name}/queue/").content.decode()
+    assert "6AOIJJ5g000003" in page and "Not indexed yet" not in page
+    assert IndexRefresh.objects.get(server=scratch_server).files_read == 4
