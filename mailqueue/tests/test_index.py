@@ -87,13 +87,19 @@ def scratch_server(mta_server, tmp_path):
     return mta_server
 
 
-def test_subdirectories_several_queues_truncated_and_lost_files(scratch_server, tmp_path):
+def two_queue_directories(server, tmp_path) -> Path:
+    """queues/q1 and queues/q2, each with qf/ and df/ subdirectories, as the server's `q*` queue."""
     root = tmp_path / "queues"
     for name in ("q1", "q2"):
         (root / name / "qf").mkdir(parents=True)
         (root / name / "df").mkdir()
-    scratch_server.queue_dir = str(root / "q*")
-    scratch_server.save()
+    server.queue_dir = str(root / "q*")
+    server.save()
+    return root
+
+
+def test_subdirectories_several_queues_truncated_and_lost_files(scratch_server, tmp_path):
+    root = two_queue_directories(scratch_server, tmp_path)
     shutil.copy(SAMPLES / "qf-normal.txt", root / "q1" / "qf" / "qf6AOIJJ5g025905")
     (root / "q1" / "df" / "df6AOIJJ5g025905").write_bytes(b"hello\n")
     shutil.copy(SAMPLES / "hf-quarantined.txt", root / "q2" / "qf" / "hf6AOIGq4n025795")
@@ -517,12 +523,7 @@ def test_a_refresh_that_fails_after_reading_the_events_lists_next_time(scratch_s
 
 
 def test_a_watch_over_several_queue_directories_with_qf_subdirectories(scratch_server, tmp_path):
-    root = tmp_path / "queues"
-    for name in ("q1", "q2"):
-        (root / name / "qf").mkdir(parents=True)
-        (root / name / "df").mkdir()
-    scratch_server.queue_dir = str(root / "q*")
-    scratch_server.save()
+    root = two_queue_directories(scratch_server, tmp_path)
     sample = (SAMPLES / "qf-normal.txt").read_bytes()
     for queue_id in ("6AOIJJ5g000001", "6AOIJJ5g000002"):
         (root / "q1" / "qf" / f"qf{queue_id}").write_bytes(sample)
