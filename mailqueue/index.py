@@ -40,7 +40,7 @@ from mailqueue import spool
 from mailqueue.digest import digest, unreadable
 from mailqueue.fanout import fanout
 from mailqueue.models import IndexRefresh, QueueMessage
-from mailqueue.parser import KINDS, is_job_file, state_of
+from mailqueue.parser import is_job_file, state_of
 from mailqueue.spoolwatch import SpoolWatch
 
 WRITE_BATCH = 500
@@ -422,50 +422,17 @@ def _changed_on_disk(current: dict[str, dict[str, int]], known: KnownSpool) -> l
     return changed
 
 
-def _gone_names(current: dict[str, dict[str, int]], known: KnownSpool, changed: list[tuple[str, str]]):
-    """(directory, name) of indexed control files that are no longer there."""
-    new = [(queue_dir, name) for queue_dir, name in changed if name not in known.names.get(queue_dir, {})]
-    missing = known.rows - (sum(len(entries) for entries in current.values()) - len(new))
-    if missing == 0:
-        return []  # every indexed name is still there: the usual case, without a set of 100,000
-    # Quarantine and release rename qf ↔ hf: the old names of renamed jobs may be all that is gone.
-    renamed = {
-        (facts[1], facts[0] + name[2:])
-        for _, name in new
-        if (facts := known.facts.get(name[2:])) is not None and facts[0] + name[2:] not in current.get(facts[1], {})
-    }
-    if len(renamed) == missing:
-        return list(renamed)
-    gone = []
-    for queue_dir, names in known.names.items():
-        gone += [(queue_dir, name) for name in names.keys() - current.get(queue_dir, {}).keys()]
-    return gone
-
-
 def _compare_listing(
     current: dict[str, dict[str, int]], known: KnownSpool, *, deep: bool
 ) -> tuple[list[tuple[str, str]], list[str]]:
     """Names to read and ids gone, from a listing of every queue directory."""
     candidates = _changed_on_disk(current, known) if deep else _changed_names(current, known)
-    for queue_id in known.truncated:
-        kind, queue_dir = known.facts[queue_id][:2]
-        if current.get(queue_dir, {}).get(kind + queue_id) == known.names[queue_dir][kind + queue_id]:
-            candidates.append((queue_dir, kind + queue_id))
-    gone = []
-    for _, name in _gone_names(current, known, candidates):
-        queue_id = name[2:]
-        # A job renamed (qf → hf) or moved to another queue directory is not gone: read it again.
-        elsewhere = [
-            (where, kind + queue_id)
-            for where, entries in current.items()
-            for kind in KINDS
-            if kind + queue_id in entries
-        ]
-        if elsewhere:
-            candidates += elsewhere
-        elif known.facts.get(queue_id, ("",))[0] + queue_id == name:
-            gone.append(queue_id)
-    return candidates, gone
+    vanished = {
+        (queue_dir, name)
+        for queue_dir, names in known.names.items()
+        for name in names.keys() - current.get(queue_dir, {}).keys()
+    }
+    return _resolve(candidates, vanished, known)
 
 
 def _compare_touched(touched: dict[str, set[str]], known: KnownSpool) -> tuple[list[tuple[str, str]], list[str]]:
@@ -487,12 +454,18 @@ def _compare_touched(touched: dict[str, set[str]], known: KnownSpool) -> tuple[l
             except OSError:
                 pass  # the reader says why it cannot read it
             candidates.append((queue_dir, name))
-    # A file cut short is read again at every refresh until it is whole (or gone).
-    for queue_id in known.truncated:
+    return _resolve(candidates, vanished, known)
+
+
+def _resolve(
+    candidates: list[tuple[str, str]], vanished: set[tuple[str, str]], known: KnownSpool
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Add the files last seen cut short to the names to read; the ids of indexed names that
+    vanished, unless the job is read under another name (qf → hf, or another directory)."""
+    for queue_id in known.truncated:  # read again at every refresh until whole (or gone)
         kind, queue_dir = known.facts[queue_id][:2]
         if (queue_dir, kind + queue_id) not in vanished:
             candidates.append((queue_dir, kind + queue_id))
-    # A job renamed (qf → hf) or moved to another directory has its new name among the candidates.
     read_again = {name[2:] for _, name in candidates}
     gone = [
         name[2:]

@@ -386,7 +386,9 @@ def test_a_data_directory_with_a_nul_byte_is_no_body_size_and_no_crash(scratch_s
     assert QueueMessage.objects.get(queue_id="6AOIJJ5g025905").body_size is None
 
 
-def test_a_rename_and_a_removal_in_one_refresh(scratch_server):
+@pytest.mark.parametrize("watch", [True, False], ids=["watched", "listed"])
+def test_a_rename_and_a_removal_in_one_refresh(scratch_server, settings, watch):
+    settings.QUEUE_INDEX_WATCH = watch
     queue = Path(scratch_server.queue_dir)
     queued = (SAMPLES / "qf-normal.txt").read_bytes()
     for queue_id in ("6AOIJJ5g000001", "6AOIJJ5g000002", "6AOIJJ5g000003"):
@@ -397,6 +399,7 @@ def test_a_rename_and_a_removal_in_one_refresh(scratch_server):
 
     result = index.refresh(scratch_server)
 
+    assert result.listed is not watch
     assert (result.files_read, result.removed) == (1, 1)
     rows = dict(QueueMessage.objects.filter(server=scratch_server).values_list("queue_id", "kind"))
     assert rows == {"6AOIJJ5g000001": "hf", "6AOIJJ5g000003": "qf"}
