@@ -162,30 +162,19 @@ def _take_known(server: MailServer, last: IndexRefresh | None) -> KnownSpool:
     The copy leaves the cache until the refresh commits: a failure half-way must not leave a
     copy behind, nor a watch whose events were read and not acted on. A watch is kept only
     with a copy that is still right: it says what changed since this process's last refresh,
-    and nothing about rows someone else wrote.
+    and nothing about rows someone else wrote (a dropped copy's watch closes itself).
     """
     token = last.token if last else 0
     cached = _known_by_server.pop(server.pk, None)
-    watch = cached.watch if cached is not None else None
-    try:
-        if cached is not None and token and cached.token == token and cached.rows == _row_count(server):
-            return cached
-        known = _load_known(server, token)
-    except BaseException:
-        if watch is not None:
-            watch.close()
-        raise
-    if watch is not None:
-        watch.close()
-    return known
+    if cached is not None and token and cached.token == token and cached.rows == _row_count(server):
+        return cached
+    return _load_known(server, token)
 
 
 def _keep_known(server: MailServer, known: KnownSpool) -> None:
     _known_by_server[server.pk] = known
     while len(_known_by_server) > KNOWN_SERVERS:
-        oldest = _known_by_server.pop(next(iter(_known_by_server)))
-        if oldest.watch is not None:
-            oldest.watch.close()
+        del _known_by_server[next(iter(_known_by_server))]
 
 
 @contextmanager

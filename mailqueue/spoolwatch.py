@@ -19,6 +19,7 @@ import ctypes.util
 import errno
 import os
 import struct
+import weakref
 from collections.abc import Iterable
 
 IN_CLOSE_WRITE = 0x00000008
@@ -79,6 +80,8 @@ class SpoolWatch:
         """Arm on {queue directory: its control directory}; raises OSError when it cannot."""
         self.pid = os.getpid()
         self.fd = _checked(_calls().init1(IN_NONBLOCK | IN_CLOEXEC))
+        # A watch nobody holds any more (replaced, evicted, dropped by a failed refresh) closes.
+        self._closer = weakref.finalize(self, _close_in, self.pid, self.fd)
         self.directories = dict(directories)
         self._by_descriptor: dict[int, str] = {}
         self._identity: dict[str, tuple[int, int]] = {}
@@ -163,7 +166,11 @@ class SpoolWatch:
 
     def close(self) -> None:
         """Release the inotify instance (only in the process that armed it)."""
-        if self.fd >= 0 and self.pid == os.getpid():
-            os.close(self.fd)
+        self._closer()
         self.fd = -1
         self.lost = True
+
+
+def _close_in(pid: int, fd: int) -> None:
+    if pid == os.getpid():  # a forked child's copy of the descriptor is not its own to close
+        os.close(fd)

@@ -553,9 +553,6 @@ def inotify_instances() -> int:
 
 def test_a_process_keeps_a_bounded_number_of_watches(scratch_server, tmp_path):
     """A user gets 128 inotify instances: the process keeps those of its last KNOWN_SERVERS servers."""
-    for known in index._known_by_server.values():
-        if known.watch is not None:
-            known.watch.close()
     index._known_by_server.clear()
     before = inotify_instances()
     for number in range(index.KNOWN_SERVERS + 4):
