@@ -7,7 +7,9 @@ live there (op guide, "Queue File Formats").
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -46,33 +48,51 @@ def transcript_dir(queue_dir: str) -> str:
     return sub if os.path.isdir(sub) else queue_dir
 
 
+def _control_listings(queue_dir_setting: str, errors: list[str]) -> Iterator[tuple[str, str, Iterator[os.DirEntry]]]:
+    """(queue directory, its control directory, the entries read from it) for each queue
+    directory; what cannot be read is said in `errors`. The entries come lazily, read through a
+    descriptor: they carry no joined path, a tenth less time on 200,000 names."""
+    try:
+        directories = queue_directories(queue_dir_setting)
+    except OSError as exc:
+        errors.append(f"{exc.filename}: {exc.strerror or exc}")
+        return
+    for queue_dir in directories:
+        where = control_dir(queue_dir)
+        try:
+            descriptor = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            errors.append(f"{where}: {exc.strerror or exc}")
+            continue
+        try:
+            with os.scandir(descriptor) as entries:
+                yield queue_dir, where, _entries(entries, where, errors)
+        finally:
+            os.close(descriptor)
+
+
+def _entries(entries: Iterator[os.DirEntry], where: str, errors: list[str]) -> Iterator[os.DirEntry]:
+    try:
+        yield from entries
+    except OSError as exc:
+        errors.append(f"{where}: {exc.strerror or exc}")
+
+
 def scan(queue_dir_setting: str) -> tuple[list[ControlFile], list[str]]:
     """Every control file in every queue directory, with the stat facts the index compares; and errors."""
     found: list[ControlFile] = []
     errors: list[str] = []
-    try:
-        directories = queue_directories(queue_dir_setting)
-    except OSError as exc:
-        return [], [f"{exc.filename}: {exc.strerror or exc}"]
-    for queue_dir in directories:
-        where = control_dir(queue_dir)
-        try:
-            with os.scandir(where) as entries:
-                for entry in entries:
-                    parts = split_file_name(entry.name)
-                    if parts is None:
-                        continue
-                    try:
-                        stat = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue  # renamed or removed by sendmail while we looked
-                    found.append(
-                        ControlFile(
-                            parts[0], parts[1], entry.path, queue_dir, stat.st_ino, stat.st_size, stat.st_mtime_ns
-                        )
-                    )
-        except OSError as exc:
-            errors.append(f"{where}: {exc.strerror or exc}")
+    for queue_dir, where, entries in _control_listings(queue_dir_setting, errors):
+        for entry in entries:
+            parts = split_file_name(entry.name)
+            if parts is None:
+                continue
+            try:
+                stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # renamed or removed by sendmail while we looked
+            path = os.path.join(where, entry.name)
+            found.append(ControlFile(parts[0], parts[1], path, queue_dir, stat.st_ino, stat.st_size, stat.st_mtime_ns))
     return found, errors
 
 
@@ -85,48 +105,18 @@ def list_control(queue_dir_setting: str) -> tuple[dict[str, dict[str, int]], lis
     files here (a cheap first-letter test: half of a flat spool is df files); the index checks
     the few it has not seen before.
     """
-    found: dict[str, dict[str, int]] = {}
     errors: list[str] = []
-    try:
-        directories = queue_directories(queue_dir_setting)
-    except OSError as exc:
-        return {}, [f"{exc.filename}: {exc.strerror or exc}"]
-    for queue_dir in directories:
-        where = control_dir(queue_dir)
-        try:
-            # Through a descriptor, entries carry no joined path: a tenth less time on 200,000 names.
-            descriptor = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                with os.scandir(descriptor) as entries:
-                    found[queue_dir] = {
-                        name: entry.inode()
-                        for entry in entries
-                        if (name := entry.name)[0] in "qhQ" and name[1:2] == "f"
-                    }
-            finally:
-                os.close(descriptor)
-        except OSError as exc:
-            errors.append(f"{where}: {exc.strerror or exc}")
+    found = {
+        queue_dir: {name: entry.inode() for entry in entries if (name := entry.name)[0] in "qhQ" and name[1:2] == "f"}
+        for queue_dir, _, entries in _control_listings(queue_dir_setting, errors)
+    }
     return found, errors
 
 
 def more_jobs_than(queue_dir_setting: str, limit: int) -> bool:
     """Whether the queue directories hold more than `limit` control files; reads no further."""
-    count = 0
-    try:
-        directories = queue_directories(queue_dir_setting)
-    except OSError:
-        return False
-    for queue_dir in directories:
-        try:
-            with os.scandir(control_dir(queue_dir)) as entries:
-                for entry in entries:
-                    count += is_job_file(entry.name)
-                    if count > limit:
-                        return True
-        except OSError:
-            continue
-    return False
+    names = (entry.name for _, _, entries in _control_listings(queue_dir_setting, []) for entry in entries)
+    return sum(1 for name in itertools.islice(filter(is_job_file, names), limit + 1)) > limit
 
 
 def job_ids(queue_dir_setting: str, kinds: tuple[str, ...] = ("qf", "hf", "Qf")) -> set[str]:
