@@ -3,12 +3,11 @@
 from celery import shared_task
 
 from mailadmin import audit, cfbuild, daemon, work
-from mailadmin.gateway import Mta
 from mailadmin.models import ConfigBuild, InstallJob, ServiceAction
 
 
 def perform_service_action(action: ServiceAction) -> None:
-    mta = Mta(action.server, user=action.created_by, while_waiting=work.lease_keeper(action))
+    mta = work.mta_for(action)
 
     def progress(percent: int, note: str) -> None:
         work.report_progress(action, percent, note)
@@ -31,12 +30,12 @@ def sweep_work() -> dict:
 
 
 def perform_config_build(row: ConfigBuild) -> None:
-    mta = Mta(row.server, user=row.created_by, while_waiting=work.lease_keeper(row))
+    mta = work.mta_for(row)
     cfbuild.build(row, mta, lambda pct, note: work.report_progress(row, pct, note))
 
 
 def perform_install(job: InstallJob) -> None:
-    mta = Mta(job.server, user=job.created_by, while_waiting=work.lease_keeper(job))
+    mta = work.mta_for(job)
 
     def perform() -> tuple[str, dict]:
         outcome = cfbuild.install(job, mta, lambda pct, note: work.report_progress(job, pct, note))

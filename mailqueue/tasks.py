@@ -3,14 +3,13 @@
 from celery import shared_task
 
 from mailadmin import audit, work
-from mailadmin.gateway import Mta
 from mailadmin.models import MailServer
 from mailqueue import actions, index, stats
 from mailqueue.models import QueueAction
 
 
 def perform_queue_action(action: QueueAction) -> None:
-    mta = Mta(action.server, user=action.created_by, while_waiting=work.lease_keeper(action))
+    mta = work.mta_for(action)
 
     def perform() -> tuple[str, dict]:
         actions.perform(action, mta, lambda pct, note: work.report_progress(action, pct, note))
