@@ -100,6 +100,27 @@ def assert_killed_mid_action(action: QueueAction, context: str) -> None:
     assert row.status == "running" and not row.outcomes, f"the kill came after the action ended; {context}"
 
 
+def kill_pool_child_after(action: QueueAction, started, what: str, offset: float) -> tuple[list[int], str]:
+    """Once `started(pool child pid)` holds, SIGKILL the action's pool child `offset` s later,
+    mid-action; returns what it left behind and the words that place the kill."""
+    pool_child = wait_running(action).worker_pid
+    wait_for(lambda: started(pool_child), 60, what, interval=0.01)
+    context = f"kill {offset:.3f} s after {what}"
+    time.sleep(offset)
+    orphans = kill_pool_child(pool_child)
+    assert_killed_mid_action(action, context)
+    return orphans, context
+
+
+def finished_by_the_rerun(action: QueueAction, ids: list[str], orphans: list[int], context: str, worker) -> None:
+    """The sweeper's second attempt finished the row, with one outcome for every id."""
+    sweep_until_finished(action, context)
+    wait_exited(orphans, context)
+    assert action.status == "done", (context, action.error, worker.log()[-3000:])
+    assert action.attempt == 2, context
+    assert sorted(action.outcomes) == sorted(ids), f"one outcome per id, none missing; {context}"
+
+
 def wait_exited(pids: list[int], context: str) -> None:
     wait_for(lambda: all(has_exited(pid) for pid in pids), 120, f"the orphaned sendmail to finish; {context}")
 
@@ -166,26 +187,15 @@ def test_f1_killing_the_pool_child_mid_quarantine_of_1000_ids_loses_nothing(repe
     ids = a_thousand_jobs(submit, rnd)
     reason = f"fault f1 run {repetition}"
     action = publish_quarantine(submit.server, ids, reason)
-    pool_child = wait_running(action).worker_pid
-    wait_for(
-        lambda: [pid for pid in children_of(pool_child) if f"-Q{reason}" in argv_of(pid)],
-        60,
-        "the pool child to start sendmail",
-        interval=0.01,
+    orphans, context = kill_pool_child_after(
+        action,
+        lambda pool_child: [pid for pid in children_of(pool_child) if f"-Q{reason}" in argv_of(pid)],
+        "sendmail started",
+        rnd.uniform(0, F1_KILL_WINDOW),
     )
-    offset = rnd.uniform(0, F1_KILL_WINDOW)
-    context = f"kill {offset:.3f} s after sendmail started"
-    time.sleep(offset)
-    orphans = kill_pool_child(pool_child)
-    assert_killed_mid_action(action, context)
 
-    sweep_until_finished(action, context)
-    wait_exited(orphans, context)
-
-    assert action.status == "done", (context, action.error, worker.log()[-3000:])
-    assert action.attempt == 2, context
+    finished_by_the_rerun(action, ids, orphans, context, worker)
     assert len(action.commands) <= 1, f"the rerun quarantines what is left in one call; {context}"
-    assert sorted(action.outcomes) == sorted(ids), f"one outcome per id, none missing; {context}"
     busy = {queue_id for queue_id, outcome in action.outcomes.items() if outcome.startswith("busy")}
     assert {action.outcomes[queue_id] for queue_id in set(ids) - busy} <= set(QUARANTINED), context
     wrong = [i for i in ids if i not in busy and (submit.kind(i) != "hf" or submit.reason(i) != reason)]
@@ -206,20 +216,11 @@ def test_f1_killing_the_pool_child_while_sendmail_waits_on_a_relay_loses_nothing
     with tarpit() as relay:
         action = QueueAction.objects.create(server=submit.server, verb=QueueAction.Verb.DELIVER, queue_ids=ids)
         assert work.publish(action)
-        pool_child = wait_running(action).worker_pid
-        wait_for(lambda: has_a_caller(relay), 30, "sendmail to reach the relay")
-        offset = rnd.uniform(0, RELAY_KILL_WINDOW)
-        context = f"kill {offset:.3f} s after sendmail reached the relay"
-        time.sleep(offset)
-        orphans = kill_pool_child(pool_child)
-        assert_killed_mid_action(action, context)
+        orphans, context = kill_pool_child_after(
+            action, lambda _: has_a_caller(relay), "sendmail reached the relay", rnd.uniform(0, RELAY_KILL_WINDOW)
+        )
 
-    sweep_until_finished(action, context)
-    wait_exited(orphans, context)
-
-    assert action.status == "done", (context, action.error, worker.log()[-3000:])
-    assert action.attempt == 2, context
-    assert sorted(action.outcomes) == sorted(ids), f"one outcome per id, none missing; {context}"
+    finished_by_the_rerun(action, ids, orphans, context, worker)
     assert all(outcome.split(":")[0] in ("attempted", "busy") for outcome in action.outcomes.values()), context
     assert all(submit.kind(queue_id) == "qf" and submit.path("df", queue_id).exists() for queue_id in ids), context
     assert audit_counts("deliver")[1] == 1, f"exactly one 'done' audit event; {context}"
