@@ -217,7 +217,7 @@ def read_row(server_pk: int, queue_id: str, kind: str, queue_dir: str, control_f
         os.close(fd)
     facts = digest(data[: spool.CONTROL_FILE_LIMIT], queue_id=queue_id, kind=kind)
     if len(data) > spool.CONTROL_FILE_LIMIT:
-        facts = facts._replace(problems=(*facts.problems, f"only the first {spool.CONTROL_FILE_LIMIT} bytes were read"))
+        facts = facts._replace(problems=(*facts.problems, spool.CONTROL_FILE_CUT))
     try:
         if facts.data_dir:  # the job names its own data directory (several queue directories)
             body_size = os.stat(os.path.join(facts.data_dir, f"df{queue_id}")).st_size

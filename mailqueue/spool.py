@@ -18,6 +18,7 @@ from mailadmin.overview import queue_directories
 from mailqueue.parser import QueueFile, is_job_file, parse_queue_file, split_file_name
 
 CONTROL_FILE_LIMIT = 4 * 1024 * 1024
+CONTROL_FILE_CUT = f"only the first {CONTROL_FILE_LIMIT} bytes were read"
 BODY_PREVIEW_LIMIT = 16 * 1024
 
 
@@ -139,7 +140,7 @@ def read_control(path: str, kind: str, queue_id: str, only_headers: frozenset[by
         return None
     parsed = parse_queue_file(data[:CONTROL_FILE_LIMIT], queue_id=queue_id, kind=kind, only_headers=only_headers)
     if len(data) > CONTROL_FILE_LIMIT:
-        parsed.problems.append(f"only the first {CONTROL_FILE_LIMIT} bytes were read")
+        parsed.problems.append(CONTROL_FILE_CUT)
     return parsed
 
 
