@@ -5,7 +5,7 @@
 - a throw-away Redis on its own port and directory;
 - a real Celery worker process consuming that Redis and the test database.
 
-Test helpers may start processes; product code may not (only mailadmin.gateway does).
+Test helpers may start processes; product code may not (only mailadmin.mta.gateway does).
 """
 
 from __future__ import annotations
@@ -205,9 +205,9 @@ def start_instance() -> dict:
     from django.conf import settings
     from django.db import connection
 
-    from mailadmin import daemon, instance
-    from mailadmin.gateway import Mta
     from mailadmin.models import MailServer
+    from mailadmin.mta import daemon, instance
+    from mailadmin.mta.gateway import Mta
 
     test_db = settings.DATABASES["default"]["TEST"]["NAME"]
     assert connection.settings_dict["NAME"] == test_db, "the test database is not set up; refusing to use the dev one"
@@ -223,8 +223,8 @@ def start_instance() -> dict:
 
 
 def stop_instance(fields: dict) -> None:
-    from mailadmin import daemon
     from mailadmin.models import MailServer
+    from mailadmin.mta import daemon
 
     pid = daemon.live_pid(MailServer(**fields))
     if pid:
@@ -236,9 +236,9 @@ def stop_instance(fields: dict) -> None:
 
 def instance_row(fields: dict):
     """The instance as a MailServer row again, with its daemon answering."""
-    from mailadmin import daemon
-    from mailadmin.gateway import Mta
     from mailadmin.models import MailServer
+    from mailadmin.mta import daemon
+    from mailadmin.mta.gateway import Mta
 
     values = dict(fields)
     server, _ = MailServer.objects.update_or_create(name=values.pop("name"), defaults=values)
@@ -295,8 +295,8 @@ def mta_server(db, mta_instance):
 @pytest.fixture
 def instance_files(mta_server):
     """The shared instance, left as we found it: cf, access map, and a daemon running on them."""
-    from mailadmin import cfbuild, daemon
-    from mailadmin.gateway import Mta
+    from mailadmin.mta import cfbuild, daemon
+    from mailadmin.mta.gateway import Mta
 
     paths = [Path(mta_server.cf_path), Path(mta_server.access_path), Path(mta_server.access_path + ".db")]
     saved = {p: p.read_bytes() for p in paths}

@@ -45,8 +45,8 @@ def interleaved_medians_ms(first, second, runs=RUNS) -> tuple[float, float]:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
-    from mailadmin import catalog, m4safe, mcfile
-    from mailadmin.gateway import run, run_m4
+    from mailadmin.cf import catalog, m4safe, mcfile
+    from mailadmin.mta.gateway import run, run_m4
 
     if not STOCK_MC.exists():
         print(f"skipped: {STOCK_MC} is not there (install sendmail-cf)")

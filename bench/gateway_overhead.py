@@ -42,9 +42,9 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
-    from mailadmin import instance
-    from mailadmin.gateway import Mta
     from mailadmin.models import MailServer
+    from mailadmin.mta import instance
+    from mailadmin.mta.gateway import Mta
 
     call_command("migrate", verbosity=0)
     fields = instance.embedded_defaults("bench", Path(settings.MAILADMIN_INSTANCES_DIR) / "bench", 2599)

@@ -114,9 +114,9 @@ def run(workdir: Path) -> None:
     from django.core.management import call_command
     from django.test import Client
 
-    from mailadmin import instance
-    from mailadmin.gateway import Mta
     from mailadmin.models import AuditEvent, MailServer
+    from mailadmin.mta import instance
+    from mailadmin.mta.gateway import Mta
     from mailqueue import index
     from mailqueue.forms import QueueFilterForm
     from mailqueue.models import QueueMessage

@@ -9,7 +9,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from mailadmin import accessmap, audit, catalog, mcfile, work
+from mailadmin import audit, work
+from mailadmin.cf import accessmap, catalog, mcfile
 from mailadmin.models import AccessEntry, ConfigBuild, ConfigValue, FeatureSetting, MailServer
 
 

@@ -1,6 +1,6 @@
 """Configuration pages: options, FEATUREs, the access map, builds, installs and rollbacks.
 
-Thin views over mailadmin.config and mailadmin.cfbuild; same conventions as mailadmin.views
+Thin views over mailadmin.config and mailadmin.mta.cfbuild; same conventions as mailadmin.views
 (require_role outermost, exactly one of require_GET / require_POST, POST-redirect-GET).
 """
 
@@ -13,9 +13,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_POST
 
-from mailadmin import accessmap, audit, catalog, cfbuild, config, overview, work
-from mailadmin.gateway import Mta, MtaError
+from mailadmin import audit, config, overview, work
+from mailadmin.cf import accessmap, catalog
 from mailadmin.models import AccessEntry, ConfigBuild, InstallJob
+from mailadmin.mta import cfbuild
+from mailadmin.mta.gateway import Mta, MtaError
 from mailadmin.roles import Role, require_role
 from mailadmin.views import get_server, render_page, render_progress, work_context
 

@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from mailadmin import daemon
-from mailadmin.gateway import CommandFailed, Mta, MtaError
 from mailadmin.models import AuditEvent, MailServer, ServiceAction
+from mailadmin.mta import daemon
+from mailadmin.mta.gateway import CommandFailed, Mta, MtaError
 
 LOG_TAIL_BYTES = 256 * 1024
 MC_READ_LIMIT = 1024 * 1024

@@ -2,8 +2,9 @@
 
 from celery import shared_task
 
-from mailadmin import audit, cfbuild, daemon, work
+from mailadmin import audit, work
 from mailadmin.models import ConfigBuild, InstallJob, ServiceAction
+from mailadmin.mta import cfbuild, daemon
 
 
 def perform_service_action(action: ServiceAction) -> None:

@@ -19,9 +19,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from mailadmin import audit, cfbuild, daemon, overview, work
+from mailadmin import audit, overview, work
 from mailadmin.forms import AuditFilterForm, MailServerForm, ServiceActionForm
 from mailadmin.models import AuditEvent, MailServer, ServiceAction
+from mailadmin.mta import cfbuild, daemon
 from mailadmin.roles import Role, require_role
 
 # htmx stops polling an element when its request answers 286.

@@ -21,7 +21,7 @@ from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from mailadmin.gateway import Mta
+from mailadmin.mta.gateway import Mta
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from mailadmin.gateway import CommandResult, Mta
+from mailadmin.mta.gateway import CommandResult, Mta
 from mailadmin.overview import queue_directories
 from mailqueue import forms, index, spool
 from mailqueue.models import QueueAction

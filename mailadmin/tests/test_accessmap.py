@@ -1,8 +1,8 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from mailadmin import accessmap
-from mailadmin.gateway import Mta
+from mailadmin.cf import accessmap
+from mailadmin.mta.gateway import Mta
 
 GOOD = [
     ("ClientRate", "127.0.0.2", "2", ("ClientRate", "127.0.0.2", "2")),

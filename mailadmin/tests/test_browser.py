@@ -27,8 +27,8 @@ def test_an_administrator_logs_in_and_sees_the_live_daemon(page, live_server, mt
 
 
 def test_the_dashboard_says_plainly_when_the_daemon_is_down(page, live_server, mta_server, viewer):
-    from mailadmin import daemon
-    from mailadmin.gateway import Mta
+    from mailadmin.mta import daemon
+    from mailadmin.mta.gateway import Mta
 
     daemon.stop(mta_server, Mta(mta_server))
     try:

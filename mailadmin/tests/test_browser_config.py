@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from mailadmin import config, daemon
+from mailadmin import config
+from mailadmin.mta import daemon
 from mailadmin.tests.test_browser import log_in
 
 pytestmark = pytest.mark.browser

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ValidationError
 
-from mailadmin import catalog, m4safe, mcfile
-from mailadmin.gateway import CommandFailed, m4_errors, run_m4
+from mailadmin.cf import catalog, m4safe, mcfile
+from mailadmin.mta.gateway import CommandFailed, m4_errors, run_m4
 
 M4 = "/usr/bin/m4"
 CF_TREE = Path("/usr/share/sendmail/cf")

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from conftest import TEST_LEASE_SECONDS, wait_for
-from mailadmin import cfbuild, daemon, work
-from mailadmin.gateway import Mta
+from mailadmin import work
 from mailadmin.models import ConfigBuild, InstallJob
+from mailadmin.mta import cfbuild, daemon
+from mailadmin.mta.gateway import Mta
 from mailadmin.tests.test_work import wait_terminal
 from mailadmin.work import WorkStatus
 

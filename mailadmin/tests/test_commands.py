@@ -4,8 +4,8 @@ from pathlib import Path
 
 from django.core.management import call_command
 
-from mailadmin import cfbuild, daemon
 from mailadmin.models import ConfigBuild
+from mailadmin.mta import cfbuild, daemon
 
 
 def test_importmc_turns_the_stock_debian_mc_into_rows_and_keeps_the_rest(mta_server, capsys):

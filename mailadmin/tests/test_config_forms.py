@@ -10,7 +10,7 @@ import re
 import pytest
 from django.contrib.messages import get_messages
 
-from mailadmin import catalog
+from mailadmin.cf import catalog
 from mailadmin.models import AccessEntry, AuditEvent, ConfigValue, FeatureSetting, MailServer
 from mailadmin.tests.hostile_values import hostile_values
 
@@ -113,7 +113,7 @@ def test_access_rows_that_could_add_a_map_row_never_reach_makemap(
 def test_an_access_key_is_stored_only_as_a_plain_token(server, corpus):
     from django.core.exceptions import ValidationError
 
-    from mailadmin import accessmap
+    from mailadmin.cf import accessmap
 
     for value in corpus:
         try:

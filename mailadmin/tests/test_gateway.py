@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from mailadmin import gateway
-from mailadmin.gateway import CommandFailed, CommandNotFound, CommandTimedOut, Mta
 from mailadmin.models import AuditEvent
+from mailadmin.mta import gateway
+from mailadmin.mta.gateway import CommandFailed, CommandNotFound, CommandTimedOut, Mta
 
 CF_TREE = "/usr/share/sendmail/cf"
 

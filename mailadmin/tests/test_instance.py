@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from mailadmin import daemon, instance
-from mailadmin.gateway import Mta
+from mailadmin.mta import daemon, instance
+from mailadmin.mta.gateway import Mta
 
 
 def queue_files(server) -> dict[str, Path]:

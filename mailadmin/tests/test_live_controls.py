@@ -9,8 +9,9 @@ there, so they never count against the limits under test.
 import socket
 import time
 
-from mailadmin import daemon, tasks
+from mailadmin import tasks
 from mailadmin.models import ConfigBuild, InstallJob
+from mailadmin.mta import daemon
 from mailadmin.work import WorkStatus
 
 CLIENT = "127.0.0.2"

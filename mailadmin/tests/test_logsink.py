@@ -4,7 +4,7 @@ import threading
 import pytest
 
 from conftest import wait_for
-from mailadmin import logsink
+from mailadmin.mta import logsink
 
 
 def test_syslog_datagrams_land_in_the_file_without_their_priority(tmp_path):

@@ -12,8 +12,8 @@ from django.core.exceptions import ValidationError
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mailadmin import catalog, m4safe, mcfile
-from mailadmin.gateway import CommandFailed, run_m4
+from mailadmin.cf import catalog, m4safe, mcfile
+from mailadmin.mta.gateway import CommandFailed, run_m4
 from mailadmin.tests.hostile_values import LOWER_MACRO_WORDS, UPPER_MACRO_WORDS, hostile_values, probe_corpus
 
 M4 = "/usr/bin/m4"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mailadmin import catalog, m4safe, mcfile
-from mailadmin.gateway import run_m4
-from mailadmin.instance import Layout, render_embedded_mc
-from mailadmin.mcfile import BuildStamp, FeatureDecl, OptionDefine, Unmanaged
+from mailadmin.cf import catalog, m4safe, mcfile
+from mailadmin.cf.mcfile import BuildStamp, FeatureDecl, OptionDefine, Unmanaged
+from mailadmin.mta.gateway import run_m4
+from mailadmin.mta.instance import Layout, render_embedded_mc
 
 M4 = "/usr/bin/m4"
 CF_TREE = "/usr/share/sendmail/cf"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT_PACKAGES = ["mailadmin", "tlsconfig", "mailqueue"]
-GATEWAY = ROOT / "mailadmin" / "gateway.py"
+GATEWAY = ROOT / "mailadmin" / "mta" / "gateway.py"
 # Forks without exec: its children run the index's own Python readers and leave with _exit,
 # they never run a program (which stays the gateway's job).
 FORK_ONLY = {ROOT / "mailqueue" / "fanout.py": {"os.fork"}}
@@ -44,7 +44,7 @@ def product_modules():
 
 def test_the_scan_sees_the_whole_product():
     names = {p.relative_to(ROOT).as_posix() for p in product_modules()}
-    assert {"mailadmin/gateway.py", "mailadmin/views.py", "mailadmin/work.py"} <= names
+    assert {"mailadmin/mta/gateway.py", "mailadmin/views.py", "mailadmin/work.py"} <= names
 
 
 def test_only_the_gateway_starts_processes():

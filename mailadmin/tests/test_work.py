@@ -18,8 +18,9 @@ import redis
 from django.test import override_settings
 
 from conftest import wait_for
-from mailadmin import daemon, work
+from mailadmin import work
 from mailadmin.models import AuditEvent, ServiceAction
+from mailadmin.mta import daemon
 from mailadmin.work import WorkStatus
 
 FAULT_REPEAT = int(os.environ.get("MAILADMIN_FAULT_REPEAT", "5"))

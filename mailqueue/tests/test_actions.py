@@ -9,8 +9,8 @@ import pytest
 from django.conf import settings
 
 from conftest import wait_for
-from mailadmin.gateway import Mta
 from mailadmin.models import AuditEvent
+from mailadmin.mta.gateway import Mta
 from mailqueue import actions, index
 from mailqueue.models import QueueAction
 from mailqueue.tests.conftest import run_action

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mailadmin.gateway import Mta
+from mailadmin.mta.gateway import Mta
 from mailadmin.tests.test_browser import log_in
 from mailqueue import index, tasks
 from mailqueue.models import QueueAction

@@ -24,8 +24,8 @@ from django.test import override_settings
 
 from conftest import wait_for
 from mailadmin import work
-from mailadmin.gateway import BASE_ENV, Mta
 from mailadmin.models import AuditEvent
+from mailadmin.mta.gateway import BASE_ENV, Mta
 from mailqueue import tasks
 from mailqueue.models import QueueAction
 from mailqueue.tests.conftest import LockHolder, run_action

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import wait_for
-from mailadmin.gateway import Mta
+from mailadmin.mta.gateway import Mta
 from mailqueue import index
 from mailqueue.models import IndexRefresh, QueueMessage
 from mailqueue.parser import parse_queue_file

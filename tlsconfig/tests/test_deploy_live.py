@@ -15,9 +15,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from conftest import wait_for
-from mailadmin import config, daemon, logsink, work
-from mailadmin.gateway import Mta, run
+from mailadmin import config, work
 from mailadmin.models import AuditEvent
+from mailadmin.mta import daemon, logsink
+from mailadmin.mta.gateway import Mta, run
 from mailadmin.tests.test_browser import log_in
 from tlsconfig import deploy, generate, probe, tasks
 from tlsconfig.models import CertificateRevocationList, Deployment

@@ -8,7 +8,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from mailadmin.gateway import run
+from mailadmin.mta.gateway import run
 from tlsconfig import generate, pki
 from tlsconfig.tests.conftest import der, encrypted_pem, pem
 

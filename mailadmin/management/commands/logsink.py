@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mailadmin import logsink
+from mailadmin.mta import logsink
 
 
 class Command(BaseCommand):

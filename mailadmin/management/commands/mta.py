@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from mailadmin import daemon
-from mailadmin.gateway import Mta, MtaError
 from mailadmin.models import MailServer
+from mailadmin.mta import daemon
+from mailadmin.mta.gateway import Mta, MtaError
 
 
 class Command(BaseCommand):

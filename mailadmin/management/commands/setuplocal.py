@@ -3,9 +3,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mailadmin import config, instance
-from mailadmin.gateway import Mta, MtaError
+from mailadmin import config
 from mailadmin.models import MailServer
+from mailadmin.mta import instance
+from mailadmin.mta.gateway import Mta, MtaError
 
 
 class Command(BaseCommand):

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 
-from mailadmin import catalog
-from mailadmin.m4safe import check_words, macro_names
+from mailadmin.cf import catalog
+from mailadmin.cf.m4safe import check_words, macro_names
 
 STAMP_MACRO = "confCF_VERSION"
 BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

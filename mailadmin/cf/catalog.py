@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
-from mailadmin.m4safe import (
+from mailadmin.cf.m4safe import (
     ArgumentValue,
     BoolValue,
     ChoiceOrPathValue,

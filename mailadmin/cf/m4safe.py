@@ -29,7 +29,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 
-from mailadmin.gateway import run
+from mailadmin.mta.gateway import run
 
 DEFAULT_CF_TREE = "/usr/share/sendmail/cf"
 DEFAULT_M4 = "m4"

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailadmin.gateway import Mta
+from mailadmin.mta.gateway import Mta
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from django.utils import timezone
 
-from mailadmin import daemon
-from mailadmin.catalog import OPTIONS
-from mailadmin.gateway import CommandFailed, Mta
+from mailadmin.cf.catalog import OPTIONS
 from mailadmin.models import ConfigBuild, InstallJob, MailServer
+from mailadmin.mta import daemon
+from mailadmin.mta.gateway import CommandFailed, Mta
 
 Progress = Callable[[int, str], None]
 RELOAD_TIMEOUT = 20.0

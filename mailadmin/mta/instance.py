@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from mailadmin.gateway import Mta
+from mailadmin.mta.gateway import Mta
 
 # Relay target for queue runs: a loopback address that is not one of sendmail's own names,
 # on a port nothing listens on.
