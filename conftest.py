@@ -14,30 +14,15 @@ import os
 import random
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from testing.instances import agent_config_path, instance_row, start_instance, stop_instance
+from testing.processes import FAULT_SEED, RedisProcess, WorkerProcess
+from testing.users import make_user
+
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
-
-ROOT = Path(__file__).resolve().parent
-TEST_LEASE_SECONDS = 4
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# Fault tests draw kill offsets, and the short Atheris runs their first inputs, at random; one
-# seed per session, printed in pytest's header, and MAILADMIN_FAULT_SEED=<seed> draws the same again.
-FAULT_SEED = int(os.environ.get("MAILADMIN_FAULT_SEED") or random.SystemRandom().randrange(2**32))
 
 
 def pytest_report_header(config):
@@ -50,142 +35,6 @@ def fault_random(request) -> random.Random:
     return random.Random(f"{FAULT_SEED}:{request.node.nodeid}")
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
-class RedisProcess:
-    def __init__(self, workdir: Path):
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        argv = [
-            shutil.which("redis-server") or "/usr/bin/redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(self.workdir),
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--save",
-            "",
-            "--maxmemory-policy",
-            "noeviction",
-            "--daemonize",
-            "no",
-            "--logfile",
-            "redis.log",
-        ]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self.answers, 10, f"redis on port {self.port}")
-
-    def answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=15)
-        self.proc = None
-
-
-class WorkerProcess:
-    """`celery -A mailadmin worker` in its own process group, killable like a real one."""
-
-    def __init__(self, broker_url: str, db_path: str, queues: list[str], logdir: Path):
-        self.broker_url, self.db_path, self.queues = broker_url, db_path, queues
-        self.logdir = logdir
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.logdir.mkdir(parents=True, exist_ok=True)
-        self.starts += 1
-        self.logfile = self.logdir / f"worker-{self.starts}.log"
-        env = dict(
-            os.environ,
-            DJANGO_SETTINGS_MODULE="mailadmin.settings_test",
-            MAILADMIN_BROKER_URL=self.broker_url,
-            MAILADMIN_DB_PATH=self.db_path,
-            MAILADMIN_WORK_LEASE_SECONDS=str(TEST_LEASE_SECONDS),
-        )
-        argv = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mailadmin",
-            "worker",
-            "-Q",
-            ",".join(self.queues),
-            "-c",
-            "1",
-            "-P",
-            "prefork",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "info",
-            "-n",
-            f"test{self.starts}@%h",
-        ]
-        with open(self.logfile, "wb") as log:
-            self.proc = subprocess.Popen(
-                argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        wait_for(
-            lambda: b" ready." in self.logfile.read_bytes() or self.proc.poll() is not None,
-            60,
-            "the celery worker to be ready",
-        )
-        if self.proc.poll() is not None:
-            raise AssertionError("celery worker exited:\n" + self.logfile.read_text(errors="replace"))
-
-    def kill_all(self) -> None:
-        """SIGKILL the main process and its pool children at once, like a crashed host."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=15)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=15)
-        self.proc = None
-
-    def log(self) -> str:
-        return self.logfile.read_text(errors="replace")
-
-
 @pytest.fixture(scope="session")
 def test_run_dir():
     from django.conf import settings
@@ -194,60 +43,6 @@ def test_run_dir():
     path.mkdir(parents=True)
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def start_instance() -> dict:
-    """Create, build and start a throw-away embedded instance; returns its MailServer field values.
-
-    The row itself is deleted again, so tests that do not ask for an instance see an empty
-    server table; `instance_row` puts it back for those that do. Needs the test database.
-    """
-    from django.conf import settings
-    from django.db import connection
-
-    from mailadmin.models import MailServer
-    from mailadmin.mta import daemon, instance
-    from mailadmin.mta.gateway import Mta
-
-    test_db = settings.DATABASES["default"]["TEST"]["NAME"]
-    assert connection.settings_dict["NAME"] == test_db, "the test database is not set up; refusing to use the dev one"
-    name = "t" + secrets.token_hex(3)
-    root = Path(settings.MAILADMIN_INSTANCES_DIR) / name
-    fields = instance.embedded_defaults(name, root, free_port())
-    fields["log_file"] = str(root / "syslog")
-    server = MailServer.objects.create(name=name, **fields)
-    instance.prepare(server, Mta(server))
-    daemon.start(server, Mta(server))
-    server.delete()
-    return {"name": name, **fields}
-
-
-def stop_instance(fields: dict) -> None:
-    from mailadmin.models import MailServer
-    from mailadmin.mta import daemon
-
-    pid = daemon.live_pid(MailServer(**fields))
-    if pid:
-        os.kill(pid, signal.SIGCONT)
-        os.kill(pid, signal.SIGTERM)
-        daemon.wait_until_gone(pid)
-    shutil.rmtree(Path(fields["conf_dir"]).parent.parent, ignore_errors=True)
-
-
-def instance_row(fields: dict):
-    """The instance as a MailServer row again, with its daemon answering."""
-    from mailadmin.models import MailServer
-    from mailadmin.mta import daemon
-    from mailadmin.mta.gateway import Mta
-
-    values = dict(fields)
-    server, _ = MailServer.objects.update_or_create(name=values.pop("name"), defaults=values)
-    pid = daemon.live_pid(server)
-    if pid:
-        os.kill(pid, signal.SIGCONT)
-    if not daemon.status(server).answering:
-        daemon.start(server, Mta(server))
-    return server
 
 
 @pytest.fixture(scope="session")
@@ -296,13 +91,14 @@ def mta_server(db, mta_instance):
 def instance_files(mta_server):
     """The shared instance, left as we found it: cf, access map, and a daemon running on them."""
     from mailadmin.mta import cfbuild, daemon
+    from mailadmin.mta.files import write_atomically
     from mailadmin.mta.gateway import Mta
 
     paths = [Path(mta_server.cf_path), Path(mta_server.access_path), Path(mta_server.access_path + ".db")]
     saved = {p: p.read_bytes() for p in paths}
     yield mta_server
     for path, data in saved.items():
-        cfbuild.write_atomically(path, data, mode=0o640 if path.suffix == ".db" else 0o644)
+        write_atomically(path, data, mode=0o640 if path.suffix == ".db" else 0o644)
     for leftover in cfbuild.previous_paths(mta_server):
         leftover.unlink(missing_ok=True)
     mta = Mta(mta_server)
@@ -331,6 +127,8 @@ def celery_worker(redis_server, mta_instance, test_run_dir):
         [settings.CELERY_TASK_DEFAULT_QUEUE, mta_instance["celery_queue"]],
         test_run_dir / "worker",
     )
+    # The session's worker is also the agent of the session's instance (root, like a host's agent).
+    worker.agent_config = str(agent_config_path(mta_instance["name"]))
     worker.start()
     yield worker
     worker.stop()
@@ -343,17 +141,8 @@ def worker(celery_worker, redis_server, transactional_db):
         redis_server.start()
     if celery_worker.proc is None or celery_worker.proc.poll() is not None:
         celery_worker.start()
-    return celery_worker
-
-
-def make_user(username: str, role: str | None):
-    from django.contrib.auth.models import Group, User
-
-    user = User.objects.create_user(username=username, password="correct horse battery")
-    if role:
-        # get_or_create: a transactional test before this one flushed the migration's groups.
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
+    yield celery_worker
+    celery_worker.settle()  # before the test's flush
 
 
 @pytest.fixture

@@ -47,6 +47,12 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from mailadmin.cf import catalog, m4safe, mcfile
     from mailadmin.mta.gateway import run, run_m4
+    from mailadmin.mta.macronames import macro_names
+
+    # What the web tier validates against: the agent's reported macro names, and the roots a
+    # Debian host's agent would declare for the stock .mc's paths.
+    reserved = macro_names()
+    roots = ("/etc/mail", "/var/lib/sendmail", "/run/sendmail", "/var/spool", "/usr/share/sendmail")
 
     if not STOCK_MC.exists():
         print(f"skipped: {STOCK_MC} is not there (install sendmail-cf)")
@@ -55,9 +61,9 @@ def main() -> None:
     # Not under /tmp: sendmail distrusts files below a world-writable directory.
     workdir = Path(tempfile.mkdtemp(prefix="bench-build-", dir=ROOT / "var"))
     source = STOCK_MC.read_text()
-    imported = mcfile.parse_mc(source)
+    imported = mcfile.parse_mc(source, reserved=reserved, roots=roots)
     options = {**imported.options(), **EXTRA_OPTIONS}
-    mc_text = mcfile.render_mc(imported, options, imported.features(), "bench-1")
+    mc_text = mcfile.render_mc(imported, options, imported.features(), "bench-1", reserved=reserved, roots=roots)
     bare_mc, bare_cf = workdir / "bare.mc", workdir / "bare.cf"
     bare_mc.write_text(mc_text)
 
@@ -69,9 +75,9 @@ def main() -> None:
         )
 
     def console_build() -> None:
-        document = mcfile.parse_mc(source)
+        document = mcfile.parse_mc(source, reserved=reserved, roots=roots)
         values = {**document.options(), **EXTRA_OPTIONS}
-        text = mcfile.render_mc(document, values, document.features(), "bench-1")
+        text = mcfile.render_mc(document, values, document.features(), "bench-1", reserved=reserved, roots=roots)
         staged_mc, staged_cf = workdir / "console.mc", workdir / "console.cf"
         staged_mc.write_text(text)
         run_m4(M4, staged_mc, staged_cf, timeout=60)

@@ -2,6 +2,9 @@
 
 Every value is cleaned by its catalog type before it is stored, so what a build renders has
 already passed the rules that keep m4 from rewriting it; the build's oracle checks it again.
+The rules are the instance's own: the macro names of its cf tree and the directories its paths
+must lie under, both as its host's agent reported them (`MailServer.reserved_words`, `.roots`).
+This module never runs m4 to find them.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from mailadmin import audit, work
-from mailadmin.cf import accessmap, catalog, mcfile
-from mailadmin.models import AccessEntry, ConfigBuild, ConfigValue, FeatureSetting, MailServer
+from mailadmin.cf import accessmap, catalog, m4safe, mcfile
+from mailadmin.models import AccessEntry, ConfigBuild, ConfigValue, FeatureSetting, HostSnapshot, MailServer
 
 
 class BuildRefused(Exception):
@@ -31,15 +34,24 @@ def access_text(server: MailServer) -> str:
     return accessmap.render(rows) + server.access_unmanaged
 
 
-def clean_option(name: str, raw: str) -> str:
+def reported_rules(server: MailServer) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The instance's macro names and roots, as its agent reported them; ValidationError if it has not."""
+    reserved = frozenset(server.reserved_words or ())
+    if not reserved:
+        raise ValidationError(f"Nothing can be checked for {server.name}: {m4safe.NOT_REPORTED}.", code="not_reported")
+    return reserved, tuple(server.roots or ())
+
+
+def clean_option(server: MailServer, name: str, raw: str) -> str:
     spec = catalog.OPTIONS.get(name)
     if spec is None:
         raise ValidationError(f"{name!r} is not an option this console knows")
-    return spec.type.clean(raw)
+    reserved, roots = reported_rules(server)
+    return spec.type.clean(raw, reserved=reserved, roots=roots)
 
 
 def set_option(server: MailServer, name: str, raw: str, *, request=None) -> ConfigValue:
-    value = clean_option(name, raw)
+    value = clean_option(server, name, raw)
     with transaction.atomic():
         row, _ = ConfigValue.objects.update_or_create(server=server, name=name, defaults={"value": value})
         audit.record("set option", request=request, server=server, target=name, detail=value)
@@ -52,10 +64,11 @@ def unset_option(server: MailServer, name: str, *, request=None) -> None:
         audit.record("unset option", request=request, server=server, target=name)
 
 
-def clean_feature_args(name: str, raw_args: list[str]) -> tuple[str, ...]:
+def clean_feature_args(server: MailServer, name: str, raw_args: list[str]) -> tuple[str, ...]:
     spec = catalog.FEATURES.get(name)
     if spec is None:
         raise ValidationError(f"{name!r} is not a FEATURE this console knows")
+    reserved, roots = reported_rules(server)
     cleaned: list[str] = []
     errors: list[str] = []
     for arg_spec, raw in zip(spec.args, [*raw_args, *[""] * len(spec.args)], strict=False):
@@ -65,7 +78,7 @@ def clean_feature_args(name: str, raw_args: list[str]) -> tuple[str, ...]:
             cleaned.append("")
             continue
         try:
-            cleaned.append(arg_spec.type.clean(raw))
+            cleaned.append(arg_spec.type.clean(raw, reserved=reserved, roots=roots))
         except ValidationError as exc:
             errors.extend(f"{arg_spec.name}: {message}" for message in exc.messages)
     if len([a for a in raw_args if a]) > len(spec.args):
@@ -81,10 +94,11 @@ def set_feature(server: MailServer, name: str, raw_args: list[str], enabled: boo
     """Turn a FEATURE on (with its arguments) or off, refusing a combination m4 would reject."""
     selected = features_of(server)
     if enabled:
-        selected[name] = clean_feature_args(name, raw_args)
+        selected[name] = clean_feature_args(server, name, raw_args)
     else:
         selected.pop(name, None)
-    problems = catalog.check_features(selected)
+    reserved, roots = reported_rules(server)
+    problems = catalog.check_features(selected, reserved=reserved, roots=roots)
     if problems:
         raise ValidationError(problems)
     with transaction.atomic():
@@ -99,6 +113,15 @@ def set_feature(server: MailServer, name: str, raw_args: list[str], enabled: boo
             target=name,
             detail=", ".join(selected.get(name, ())),
         )
+
+
+def feature_problems(server: MailServer) -> list[str]:
+    """What m4 would reject in the server's FEATURE rows (or why they cannot be checked yet)."""
+    try:
+        reserved, roots = reported_rules(server)
+    except ValidationError as exc:
+        return list(exc.messages)
+    return catalog.check_features(features_of(server), reserved=reserved, roots=roots)
 
 
 def add_access_entry(server: MailServer, tag: str, key: str, value: str, comment: str = "", *, request=None):
@@ -120,30 +143,48 @@ def delete_access_entry(entry: AccessEntry, *, request=None) -> None:
 def start_build(server: MailServer, *, user=None, request=None) -> ConfigBuild:
     """Render the .mc from the rows, record a ConfigBuild and hand it to the server's worker."""
     options, features = options_of(server), features_of(server)
-    problems = catalog.check_features(features)
+    try:
+        reserved, roots = reported_rules(server)
+    except ValidationError as exc:
+        raise BuildRefused(" ".join(exc.messages)) from None
+    problems = catalog.check_features(features, reserved=reserved, roots=roots)
     if problems:
         raise BuildRefused("; ".join(problems))
-    document = mcfile.parse_mc(server.mc_template)
+    document = mcfile.parse_mc(server.mc_template, reserved=reserved, roots=roots)
     if request is not None:
         user = request.user
-    with transaction.atomic():
-        row = ConfigBuild.objects.create(
-            server=server,
-            created_by=user,
-            mc_text="",
-            access_text=access_text(server),
-            expected_options=options,
-        )
-        row.mc_text = mcfile.render_mc(document, options, features, row.build_id)
-        row.save(update_fields=["mc_text"])
-        audit.record("start build", user=user, request=request, server=server, target=row.build_id)
-        work.dispatch_on_commit(row)
+    try:
+        with transaction.atomic():
+            row = ConfigBuild.objects.create(
+                server=server,
+                created_by=user,
+                mc_text="",
+                access_text=access_text(server),
+                expected_options=options,
+            )
+            row.mc_text = mcfile.render_mc(document, options, features, row.build_id, reserved=reserved, roots=roots)
+            outside = mcfile.paths_outside(row.mc_text, options, roots)
+            if outside:
+                raise BuildRefused(
+                    f"these paths lie outside {server.name}'s directories ({', '.join(roots) or 'none declared'}): "
+                    + ", ".join(outside)
+                )
+            row.save(update_fields=["mc_text"])
+            audit.record("start build", user=user, request=request, server=server, target=row.build_id)
+            work.dispatch_on_commit(row)
+    except mcfile.UnsafeValue as exc:
+        raise BuildRefused(str(exc)) from None
     return row
 
 
 def import_mc(server: MailServer, text: str, *, user=None) -> list[str]:
-    """Make the rows say what a .mc says; lines the catalog does not model stay in the template."""
-    document = mcfile.parse_mc(text)
+    """Make the rows say what a .mc says; lines the catalog does not model stay in the template.
+
+    A value this instance's rules refuse (a path outside its roots …) stays verbatim in the template
+    too, with a note saying why; the agent still checks the paths in it before it builds or installs.
+    """
+    reserved, roots = reported_rules(server)
+    document = mcfile.parse_mc(text, reserved=reserved, roots=roots)
     options, features = document.options(), document.features()
     with transaction.atomic():
         server.mc_template = text
@@ -178,3 +219,13 @@ def import_access(server: MailServer, text: str, *, user=None) -> int:
         server.save(update_fields=["access_unmanaged"])
         audit.record("import access map", user=user, server=server, detail=f"{len(managed)} rows")
     return len(managed)
+
+
+def live_build(server: MailServer) -> ConfigBuild | None:
+    """The build whose cf is installed, by content: the sha256 of the cf the agent last saw on disk
+    (its HostSnapshot) against each build's. None: no snapshot yet, or a cf not built here."""
+    cf = HostSnapshot.objects.filter(server=server).values_list("cf", flat=True).first() or {}
+    digest = cf.get("sha256") if cf.get("exists") else ""
+    if not digest:
+        return None
+    return server.builds.filter(cf_sha256=digest).order_by("-pk").first()

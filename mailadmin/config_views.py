@@ -1,7 +1,8 @@
 """Configuration pages: options, FEATUREs, the access map, builds, installs and rollbacks.
 
-Thin views over mailadmin.config and mailadmin.mta.cfbuild; same conventions as mailadmin.views
-(require_role outermost, exactly one of require_GET / require_POST, POST-redirect-GET).
+Thin views over mailadmin.config and the rows the host's agent writes (builds, installs and map
+lookups run there); same conventions as mailadmin.views (require_role outermost, exactly one of
+require_GET / require_POST, POST-redirect-GET).
 """
 
 from __future__ import annotations
@@ -13,31 +14,34 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_POST
 
-from mailadmin import audit, config, overview, work
+from mailadmin import audit, config, overview, requests, work
 from mailadmin.cf import accessmap, catalog
-from mailadmin.models import AccessEntry, ConfigBuild, InstallJob
-from mailadmin.mta import cfbuild
-from mailadmin.mta.gateway import Mta, MtaError
+from mailadmin.models import AccessEntry, AgentRequest, ConfigBuild, InstallJob
 from mailadmin.roles import Role, require_role
 from mailadmin.views import get_server, render_page, render_progress, work_context
 
 
-def option_rows(server, compile_options: list[str]) -> list[dict]:
+def usability(spec, compile_options: list[str] | None) -> tuple[bool, str]:
+    """catalog.available, or usable when the agent has not reported the binary's compile options yet."""
+    return (True, "") if compile_options is None else catalog.available(spec, compile_options)
+
+
+def option_rows(server, compile_options: list[str] | None) -> list[dict]:
     current = config.options_of(server)
     groups: dict[str, list[dict]] = {}
     for name, spec in catalog.OPTIONS.items():
-        usable, why = catalog.available(spec, compile_options)
+        usable, why = usability(spec, compile_options)
         groups.setdefault(spec.group, []).append(
             {"name": name, "spec": spec, "value": current.get(name), "usable": usable, "why": why}
         )
     return [{"group": group, "options": rows} for group, rows in groups.items()]
 
 
-def feature_rows(server, compile_options: list[str]) -> list[dict]:
+def feature_rows(server, compile_options: list[str] | None) -> list[dict]:
     current = config.features_of(server)
     rows = []
     for name, spec in catalog.FEATURES.items():
-        usable, why = catalog.available(spec, compile_options)
+        usable, why = usability(spec, compile_options)
         args = list(current.get(name, ()))
         rows.append(
             {
@@ -56,14 +60,16 @@ def feature_rows(server, compile_options: list[str]) -> list[dict]:
 @require_GET
 def config_edit(request: HttpRequest, server: str) -> HttpResponse:
     mail_server = get_server(server)
-    compile_options = overview.sendmail_version(mail_server).compile_options
+    version = overview.sendmail_version(mail_server)  # as the host's agent last reported it
+    compile_options = version.compile_options if version.version else None
     context = {
         "server": mail_server,
         "option_groups": option_rows(mail_server, compile_options),
         "features": feature_rows(mail_server, compile_options),
         "builds": mail_server.builds.select_related("created_by")[:10],
-        "live": cfbuild.live_build(mail_server),
-        "feature_problems": catalog.check_features(config.features_of(mail_server)),
+        "live": config.live_build(mail_server),
+        "compile_options_unknown": compile_options is None,
+        "feature_problems": config.feature_problems(mail_server),
     }
     return render_page(request, "mailadmin/config_edit.html", context, section="configuration")
 
@@ -131,7 +137,7 @@ def _build_context(row: ConfigBuild) -> dict:
         row,
         "build_progress",
         build=row,
-        live=cfbuild.live_build(row.server),
+        live=config.live_build(row.server),
         diff_lines=[(line[:1], line) for line in row.diff.splitlines()],
     )
 
@@ -198,9 +204,24 @@ def access_list(request: HttpRequest, server: str) -> HttpResponse:
         "entries": mail_server.access_entries.all(),
         "tags": [(tag, meaning) for tag, (_, _, _, meaning) in accessmap.TAGS.items()],
         "window": config.options_of(mail_server).get("ConnectionRateWindowSize"),
-        "lookup": request.session.pop("access_lookup", None),
+        "lookup": lookup_context(mail_server, request.session.pop("access_lookup", None)),
     }
     return render_page(request, "mailadmin/access.html", context, section="access")
+
+
+LOOKUP_RESULT_TEMPLATE = "mailadmin/_map_lookup_result.html"
+
+
+def lookup_context(server, pk) -> dict | None:
+    """The lookup just asked (its AgentRequest row), shown until the agent answers, then its answer."""
+    if not isinstance(pk, int):  # nothing asked (or a session from before lookups were rows)
+        return None
+    row = AgentRequest.objects.select_related("server", "server__host").filter(pk=pk, server=server).first()
+    if row is None:
+        return None
+    silence = None if row.finished else overview.page_silence(row.server)
+    tag, _, key = str(row.params.get("key", "")).partition(":")
+    return requests.request_context(row, LOOKUP_RESULT_TEMPLATE, waiting_for=silence, tag=tag, key=key)
 
 
 @require_role(Role.ADMINISTRATOR)
@@ -236,16 +257,15 @@ def access_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_role(Role.VIEWER)
 @require_POST
 def access_lookup(request: HttpRequest, server: str) -> HttpResponse:
-    """Ask sendmail what the compiled (installed) access map returns for a key."""
+    """Ask sendmail what the compiled (installed) access map returns for a key: the host's agent
+    answers an AgentRequest row, and the access page follows it until it has."""
     mail_server = get_server(server)
     tag, key = request.POST.get("tag", ""), request.POST.get("key", "")
     try:
         accessmap.clean_entry(tag, key, "0" if tag in ("ClientRate", "ClientConn", "GreetPause") else "OK")
-        result = Mta(mail_server, user=request.user).map_lookup("access", f"{tag}:{key}")
-        value = accessmap.parse_lookup(result.stdout_text)
-        request.session["access_lookup"] = {"key": f"{tag}:{key}", "value": value, "command": result.command_line}
     except ValidationError as exc:
         _report(request, "Lookup", exc)
-    except (MtaError, ValueError) as exc:
-        messages.error(request, f"Lookup failed: {exc}")
+        return redirect("access_list", server=mail_server.name)
+    row = requests.ask(mail_server, "map lookup", {"map": "access", "key": f"{tag}:{key}"}, request=request)
+    request.session["access_lookup"] = row.pk
     return redirect("access_list", server=mail_server.name)

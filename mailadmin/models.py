@@ -6,8 +6,56 @@ from django.db import models
 from mailadmin.work import WorkItem
 
 
+class AgentHost(models.Model):
+    """An MTA host, as its agent describes itself: the agent asks to join, an administrator approves.
+
+    The agent (a root Celery worker consuming `mta.<name>`) reads its instances from a
+    configuration file on its own host and reports them here when it starts; the console
+    never decides a host's paths or binaries. Until approved, nothing is dispatched to it
+    and its instances are not MailServer rows.
+    """
+
+    name = models.SlugField(max_length=40, unique=True, help_text="The host as its agent names itself.")
+    celery_queue = models.CharField(max_length=60, help_text="The agent consumes this Celery queue: mta.<name>.")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    token_verified = models.BooleanField(default=False, help_text="It presented a valid one-time join token.")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_seen = models.DateTimeField(null=True, blank=True, help_text="When its agent last answered.")
+    report = models.JSONField(default=dict, blank=True, help_text="What the agent reported when it started.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def approved(self) -> bool:
+        return self.approved_at is not None
+
+
+class JoinToken(models.Model):
+    """A one-time secret an administrator hands to a new host's agent (stored hashed)."""
+
+    host_name = models.SlugField(max_length=40)
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"join token for {self.host_name}"
+
+
 class MailServer(models.Model):
-    """One sendmail instance the console manages: where its files are and how to reach it."""
+    """One sendmail instance the console manages, as its host's agent reported it.
+
+    The path and binary fields are what the agent said; they are shown, never set, by the
+    browser, and the agent itself only ever uses its own configuration's values.
+    """
 
     name = models.SlugField(max_length=40, unique=True, help_text="Short name, e.g. local or relay1.")
     description = models.CharField(max_length=200, blank=True)
@@ -43,6 +91,16 @@ class MailServer(models.Model):
         blank=True,
         help_text="Imported access map lines of tags the console does not manage, re-emitted verbatim.",
     )
+    host = models.ForeignKey(AgentHost, null=True, blank=True, on_delete=models.PROTECT, related_name="servers")
+    roots = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Directories the agent declares for this instance; every path lies under one.",
+    )
+    reserved_words = models.JSONField(
+        default=list, blank=True, help_text="m4 and cf macro names of the agent's cf tree: no value may contain one."
+    )
+    reported_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -204,6 +262,43 @@ class InstallJob(WorkItem):
 
     def __str__(self) -> str:
         return f"install of {self.build.build_id} on {self.server} ({self.status})"
+
+    def celery_queue(self) -> str:
+        return self.server.celery_queue
+
+
+class HostSnapshot(models.Model):
+    """What the agent last saw of one instance; the dashboard and the other pages read this, never the MTA."""
+
+    server = models.OneToOneField(MailServer, on_delete=models.CASCADE, related_name="snapshot")
+    taken_at = models.DateTimeField()
+    daemon = models.JSONField(default=dict, blank=True, help_text="pid, process_alive, banner, banner_error.")
+    version = models.JSONField(default=dict, blank=True, help_text="version, compile_options, error.")
+    spool = models.JSONField(default=dict, blank=True, help_text="Spool file counts by kind.")
+    cf = models.JSONField(default=dict, blank=True, help_text="The installed cf: path, sha256, stamp, options.")
+    cf_text = models.TextField(blank=True)
+    mc = models.JSONField(default=dict, blank=True, help_text="The installed .mc: path, text, truncated, error.")
+    log = models.JSONField(default=dict, blank=True, help_text="The log tail: path, lines, note.")
+    tls = models.JSONField(default=dict, blank=True, help_text="Certificate directory facts and the EHLO reply.")
+    error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"snapshot of {self.server} at {self.taken_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AgentRequest(WorkItem):
+    """A question only the host's agent can answer (a map lookup, a STARTTLS probe, a message
+    preview), asked by a page and answered as this row's result."""
+
+    task_name = "mailadmin.tasks.run_agent_request"
+
+    server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="agent_requests")
+    kind = models.CharField(max_length=40, db_index=True)
+    params = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.server} ({self.status})"
 
     def celery_queue(self) -> str:
         return self.server.celery_queue

@@ -8,6 +8,7 @@ import base64
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import quote
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -40,15 +41,18 @@ def env_int(name: str, default: int) -> int:
 
 
 VAR_DIR = Path(env_str("MAILADMIN_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+# The console's own state (database, secret key, Fernet keys, Redis password), owned by the
+# unprivileged user the web tier runs as; never under a root an agent serves (var/instances/…).
+CONSOLE_DIR = Path(env_str("MAILADMIN_CONSOLE_DIR", str(VAR_DIR / "console"))).resolve()
 
 
 def load_secret_key() -> str:
     from_env = os.environ.get("MAILADMIN_SECRET_KEY")
     if from_env:
         return from_env
-    key_file = VAR_DIR / "secret_key"
+    key_file = CONSOLE_DIR / "secret_key"
     if not key_file.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        CONSOLE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(50))
@@ -103,20 +107,34 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": env_str("MAILADMIN_DB_PATH", str(VAR_DIR / "db.sqlite3")),
-        # The web server, the worker and beat write concurrently: WAL plus immediate
-        # transactions turn lock contention into waiting instead of "database is locked".
-        "OPTIONS": {
-            "timeout": 20,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            "transaction_mode": "IMMEDIATE",
-        },
-        "TEST": {"NAME": env_str("MAILADMIN_TEST_DB_PATH", str(VAR_DIR / "test-db.sqlite3"))},
+# SQLite under var/ is the embedded default of `make run`; more than one host shares PostgreSQL,
+# named by MAILADMIN_DATABASE_URL (postgres://user:password@host:port/name).
+DATABASE_URL = os.environ.get("MAILADMIN_DATABASE_URL", "")
+if DATABASE_URL:
+    import dj_database_url
+
+    _database = dj_database_url.parse(DATABASE_URL)
+    if _database["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("MAILADMIN_DATABASE_URL must be a postgres:// URL")
+    # MAILADMIN_DB_NAME: another database on the same server (the tests point their worker at theirs).
+    _database["NAME"] = env_str("MAILADMIN_DB_NAME", _database["NAME"])
+    _database["TEST"] = {"NAME": f"test_{_database['NAME']}"}
+    DATABASES = {"default": _database}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env_str("MAILADMIN_DB_PATH", str(CONSOLE_DIR / "db.sqlite3")),
+            # The web server, the worker and beat write concurrently: WAL plus immediate
+            # transactions turn lock contention into waiting instead of "database is locked".
+            "OPTIONS": {
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+            },
+            "TEST": {"NAME": env_str("MAILADMIN_TEST_DB_PATH", str(VAR_DIR / "test-db.sqlite3"))},
+        }
     }
-}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -162,7 +180,26 @@ LOGGING = {
 
 # --- Celery: Redis is only the doorbell; the work rows in the database are the record.
 REDIS_PORT = env_int("MAILADMIN_REDIS_PORT", 6390)
-CELERY_BROKER_URL = env_str("MAILADMIN_BROKER_URL", f"redis://127.0.0.1:{REDIS_PORT}/0")
+
+
+def load_redis_password() -> str:
+    """MAILADMIN_REDIS_PASSWORD, or var/redis.password (created 0600 on first use; scripts/run reads it too)."""
+    from_env = os.environ.get("MAILADMIN_REDIS_PASSWORD")
+    if from_env:
+        return from_env
+    password_file = CONSOLE_DIR / "redis.password"
+    if not password_file.exists():
+        CONSOLE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+    return password_file.read_text().strip()
+
+
+REDIS_PASSWORD = load_redis_password()
+CELERY_BROKER_URL = os.environ.get("MAILADMIN_BROKER_URL") or (
+    f"redis://:{quote(REDIS_PASSWORD, safe='')}@127.0.0.1:{REDIS_PORT}/0"
+)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -187,11 +224,20 @@ QUEUE_INDEX_DEEP_SECONDS = env_int("MAILADMIN_QUEUE_INDEX_DEEP_SECONDS", 600)
 # Between listings, a refresh looks only at the names the kernel reported changed (inotify);
 # 0 lists the queue directories at every refresh (a spool other hosts write to over NFS).
 QUEUE_INDEX_WATCH = bool(env_int("MAILADMIN_QUEUE_INDEX_WATCH", 1))
+# Every this often each agent writes a HostSnapshot of its instances (daemon, cf, queue counts, log
+# tail, STARTTLS facts): the pages read it. Silent for AGENT_STALE_SECONDS (and at least 3 intervals):
+# the pages say the agent is not answering.
+AGENT_SNAPSHOT_SECONDS = env_int("MAILADMIN_AGENT_SNAPSHOT_SECONDS", 15)
 CELERY_BEAT_SCHEDULE = {
     "sweep-work-rows": {"task": "mailadmin.tasks.sweep_work", "schedule": float(WORK_SWEEP_SECONDS)},
     "refresh-queue-indexes": {"task": "mailqueue.tasks.refresh_indexes", "schedule": 60.0},
     "sample-queues": {"task": "mailqueue.tasks.sample_queues", "schedule": 300.0},
     "check-certificate-expiry": {"task": "tlsconfig.tasks.check_expiry", "schedule": 86400.0},
+    "poll-agents": {
+        "task": "mailadmin.tasks.poll_agents",
+        "schedule": float(AGENT_SNAPSHOT_SECONDS),
+        "options": {"queue": "mailadmin", "expires": float(AGENT_SNAPSHOT_SECONDS)},
+    },
 }
 
 # --- The managed MTAs.
@@ -211,6 +257,11 @@ MAILADMIN_ALLOWED_ROOTS = [
     *[p for p in env_str("MAILADMIN_EXTRA_ROOTS", "").split(":") if p],
 ]
 MAILADMIN_INSTANCES_DIR = VAR_DIR / "instances"
+# The agent configuration `make run` writes for the embedded instance; a host's agent and its
+# management commands read MAILADMIN_AGENT_CONFIG (e.g. /etc/mailadmin/agent.toml) instead.
+MAILADMIN_AGENT_CONFIG = env_str("MAILADMIN_AGENT_CONFIG", str(VAR_DIR / "agent.toml"))
+# A host whose agent has not answered for this long is shown as not answering.
+AGENT_STALE_SECONDS = env_int("MAILADMIN_AGENT_STALE_SECONDS", 90)
 MAILADMIN_LOCAL_PORT = env_int("MAILADMIN_LOCAL_PORT", 2525)
 MAILADMIN_LOG_SINK = VAR_DIR / "log" / "syslog"
 MAILADMIN_COMMAND_TIMEOUT = env_int("MAILADMIN_COMMAND_TIMEOUT", 120)
@@ -223,7 +274,7 @@ def load_key_encryption_keys() -> list[str]:
     from_env = os.environ.get("MAILADMIN_KEYS")
     if from_env:
         return [key.strip() for key in from_env.split(",") if key.strip()]
-    key_file = Path(env_str("MAILADMIN_KEYS_FILE", str(VAR_DIR / "keys")))
+    key_file = Path(env_str("MAILADMIN_KEYS_FILE", str(CONSOLE_DIR / "keys")))
     if not key_file.exists():
         key_file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

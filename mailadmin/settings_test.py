@@ -6,9 +6,13 @@ from mailadmin.settings import *  # noqa: F403
 from mailadmin.settings import DATABASES, STORAGES, VAR_DIR
 
 # One test database per pytest process: two suites running side by side must not recreate
-# each other's database (the Celery worker is told the name through MAILADMIN_DB_PATH).
-(VAR_DIR / "test-dbs").mkdir(parents=True, exist_ok=True)
-DATABASES["default"]["TEST"]["NAME"] = str(VAR_DIR / "test-dbs" / f"{os.getpid()}.sqlite3")
+# each other's database (the Celery worker is told the name through MAILADMIN_DB_PATH, or
+# MAILADMIN_DB_NAME on PostgreSQL).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["TEST"]["NAME"] = f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
+else:
+    (VAR_DIR / "test-dbs").mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["TEST"]["NAME"] = str(VAR_DIR / "test-dbs" / f"{os.getpid()}.sqlite3")
 
 # Tests render templates without running collectstatic first.
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}

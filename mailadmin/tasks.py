@@ -1,28 +1,17 @@
-"""Celery tasks: thin wrappers that load a work row, claim it and call the domain function."""
+"""Celery tasks: one line each, over the performers in mailadmin/mta/jobs.py (the host's agent) and
+mailadmin/agents.py (the central worker). Only workers import this module."""
 
 from celery import shared_task
+from celery.signals import worker_init, worker_ready
 
-from mailadmin import audit, work
-from mailadmin.models import ConfigBuild, InstallJob, ServiceAction
-from mailadmin.mta import cfbuild, daemon
-
-
-def perform_service_action(action: ServiceAction) -> None:
-    mta = work.mta_for(action)
-
-    def progress(percent: int, note: str) -> None:
-        work.report_progress(action, percent, note)
-
-    def perform() -> tuple[str, dict]:
-        outcome = daemon.VERBS[action.verb](action.server, mta, progress)
-        return outcome, {"output": outcome}
-
-    audit.run_work(action, f"daemon {action.verb}", f"service action {action.pk}", perform)
+from mailadmin import agents, work
+from mailadmin.models import AgentRequest, ConfigBuild, InstallJob, MailServer, ServiceAction
+from mailadmin.mta import agent, answers, jobs, report, snapshot
 
 
 @shared_task(name="mailadmin.tasks.run_service_action")
 def run_service_action(pk: int) -> str:
-    return work.execute(ServiceAction, pk, perform_service_action)
+    return work.execute(ServiceAction, pk, jobs.perform_service_action)
 
 
 @shared_task(name="mailadmin.tasks.sweep_work")
@@ -30,26 +19,55 @@ def sweep_work() -> dict:
     return work.sweep()
 
 
-def perform_config_build(row: ConfigBuild) -> None:
-    mta = work.mta_for(row)
-    cfbuild.build(row, mta, lambda pct, note: work.report_progress(row, pct, note))
-
-
-def perform_install(job: InstallJob) -> None:
-    mta = work.mta_for(job)
-
-    def perform() -> tuple[str, dict]:
-        outcome = cfbuild.install(job, mta, lambda pct, note: work.report_progress(job, pct, note))
-        return outcome, {"output": outcome}
-
-    audit.run_work(job, f"cf {'rollback' if job.rollback else 'install'}", job.build.build_id, perform)
-
-
 @shared_task(name="mailadmin.tasks.run_config_build")
 def run_config_build(pk: int) -> str:
-    return work.execute(ConfigBuild, pk, perform_config_build)
+    return work.execute(ConfigBuild, pk, jobs.perform_config_build)
 
 
 @shared_task(name="mailadmin.tasks.run_install")
 def run_install(pk: int) -> str:
-    return work.execute(InstallJob, pk, perform_install)
+    return work.execute(InstallJob, pk, jobs.perform_install)
+
+
+@shared_task(name="mailadmin.tasks.run_agent_request")
+def run_agent_request(pk: int) -> str:
+    return work.execute(AgentRequest, pk, answers.perform)
+
+
+# Only workers import this module (Celery's autodiscovery, before worker_init is sent), so the
+# web tier never loads the agent's configuration.
+@worker_init.connect
+def serve_this_hosts_instances(**kwargs) -> None:
+    """A worker started with MAILADMIN_AGENT_CONFIG is that host's agent (before its pool forks)."""
+    agent.serve_from_environment()
+
+
+@worker_ready.connect
+def report_to_the_console(**kwargs) -> None:
+    if agent.configs():
+        report.send_all()
+
+
+@shared_task(name="mailadmin.tasks.take_snapshot")
+def take_snapshot(server_pk: int) -> str:
+    """In the host's agent (its queue mta.<host>): write the instance's HostSnapshot row."""
+    server = MailServer.objects.select_related("host").filter(pk=server_pk).first()
+    if server is None:
+        return "no such server"
+    snapshot.take(server)
+    return "taken"
+
+
+@shared_task(name="mailadmin.tasks.poll_agents")
+def poll_agents() -> int:
+    """Beat, on the central queue: ask every approved host's agent for a snapshot of each instance."""
+    return agents.poll()
+
+
+@worker_ready.connect
+def snapshot_on_start(**kwargs) -> None:
+    """An agent that (re)starts reports what it sees at once, instead of at the next poll."""
+    served = agent.served()
+    if served:
+        for server in MailServer.objects.filter(name__in=served, host__approved_at__isnull=False):
+            agents.publish_snapshot(server)

@@ -1,4 +1,4 @@
-"""Validators for what an administrator types about a MailServer.
+"""Validators for what a host's agent configuration says about an instance (mailadmin.mta.agent).
 
 These values end up in argv lists, in sendmail.mc (where m4 expands them again and again) and
 in sendmail.cf, so each one is held to an allow-list: anything a shell, m4 or sendmail would
@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import re
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.deconstruct import deconstructible
+
+from mailadmin.cf.paths import under_any
 
 # Shell, m4 and cf syntax. `%` is here too: it is how a path smuggles an encoded `..` past a
 # reader that decodes twice, and sendmail map specs expand it.
@@ -49,28 +50,24 @@ def reject_m4_builtins(value: str) -> None:
             )
 
 
-def allowed_roots() -> list[str]:
-    return [os.path.realpath(root) for root in settings.MAILADMIN_ALLOWED_ROOTS]
-
-
-def inside_allowed_roots(path: str) -> bool:
-    real = os.path.realpath(path)
-    return any(os.path.commonpath([root, real]) == root for root in allowed_roots())
-
-
 @deconstructible
 class ServerPathValidator:
-    """An absolute, canonical, plain-ASCII path that resolves inside MAILADMIN_ALLOWED_ROOTS.
+    """An absolute, canonical, plain-ASCII path that resolves inside one of `roots` (the
+    directories the agent configuration declares for the instance).
 
     With allow_queue_glob the last component may be `prefix*`, sendmail's way of naming
     several queue directories (QueueDirectory=/var/spool/mqueue/q*).
     """
 
-    def __init__(self, allow_queue_glob: bool = False):
+    def __init__(self, roots: tuple[str, ...] | list[str], allow_queue_glob: bool = False):
+        self.roots = tuple(os.path.realpath(root) for root in roots)
         self.allow_queue_glob = allow_queue_glob
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ServerPathValidator) and other.allow_queue_glob == self.allow_queue_glob
+        return isinstance(other, ServerPathValidator) and (other.roots, other.allow_queue_glob) == (
+            self.roots,
+            self.allow_queue_glob,
+        )
 
     def __call__(self, value: str) -> None:
         for character in value:
@@ -103,10 +100,10 @@ class ServerPathValidator:
                 code="not_canonical",
             )
         reject_m4_builtins(value)
-        if not inside_allowed_roots(checked):
+        if not under_any(checked, self.roots):
             raise ValidationError(
-                f"{value} resolves to {os.path.realpath(checked)}, outside the allowed roots "
-                f"({', '.join(settings.MAILADMIN_ALLOWED_ROOTS)}). Add a root with MAILADMIN_EXTRA_ROOTS.",
+                f"{value} resolves to {os.path.realpath(checked)}, outside the instance's roots "
+                f"({', '.join(self.roots) or 'none declared'}). Declare the directory in the instance's roots.",
                 code="outside_roots",
             )
 

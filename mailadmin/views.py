@@ -9,49 +9,62 @@ from __future__ import annotations
 
 import shlex
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from mailadmin import audit, overview, work
-from mailadmin.forms import AuditFilterForm, MailServerForm, ServiceActionForm
-from mailadmin.models import AuditEvent, MailServer, ServiceAction
-from mailadmin.mta import cfbuild, daemon
+from mailadmin import audit, config, overview, requests, work
+from mailadmin.forms import AuditFilterForm, ServiceActionForm
+from mailadmin.models import AgentRequest, AuditEvent, MailServer, ServiceAction
 from mailadmin.roles import Role, require_role
 
 # htmx stops polling an element when its request answers 286.
 HTMX_STOP_POLLING = 286
 AUDIT_PAGE_SIZE = 50
+# Templates that may render an AgentRequest's answer in its polled fragment (named in ?result=):
+# apps add theirs here, so a query parameter never picks an arbitrary template.
+AGENT_RESULT_TEMPLATES: set[str] = {"mailadmin/_agent_result_raw.html", "mailadmin/_map_lookup_result.html"}
 
 
 def render_page(request: HttpRequest, template_name: str, context: dict, *, section: str) -> HttpResponse:
     """Render a full console page with what the navigation bar needs.
 
     The server switcher keeps the reader on the same page for another server when the page is
-    per-server, and falls back to that server's dashboard otherwise.
+    per-server and names nothing else (a message id, a build), and falls back to that server's
+    dashboard otherwise. A page about one server
+    whose agent is not answering says so (and since when) in a banner; the page itself still
+    shows what the rows hold.
     """
-    servers = list(MailServer.objects.all())
+    servers = list(MailServer.objects.select_related("host"))
     match = request.resolver_match
-    per_server = match is not None and "server" in match.kwargs
+    per_server = match is not None and set(match.kwargs) == {"server"}
+    server = context.get("server")
     page = {
         "servers": servers,
-        "nav_server": context.get("server") or (servers[0] if servers else None),
+        "nav_server": server or (servers[0] if servers else None),
         "switch_view": match.view_name if per_server else "dashboard",
         "section": section,
+        "agent_silence": overview.page_silence(server) if isinstance(server, MailServer) else None,
         **context,
     }
     return render(request, template_name, page)
 
 
 def work_context(item, progress_view: str, **extra) -> dict:
-    """What a work row's page and its polled fragment need (see templates/mailadmin/_work_progress.html)."""
-    return {"item": item, "server": item.server, "progress_url": reverse(progress_view, args=[item.pk]), **extra}
+    """What a work row's page and its polled fragment need (see templates/mailadmin/_work_progress.html);
+    a row that waits for its host's agent says so when that agent is not answering."""
+    for_the_agent = not item.finished and item.celery_queue() == item.server.celery_queue
+    return {
+        "item": item,
+        "server": item.server,
+        "progress_url": reverse(progress_view, args=[item.pk]),
+        "waiting_for": overview.page_silence(item.server) if for_the_agent else None,
+        **extra,
+    }
 
 
 def render_progress(request: HttpRequest, template_name: str, item, context: dict) -> HttpResponse:
@@ -60,7 +73,7 @@ def render_progress(request: HttpRequest, template_name: str, item, context: dic
 
 
 def get_server(name: str) -> MailServer:
-    return get_object_or_404(MailServer, name=name)
+    return get_object_or_404(MailServer.objects.select_related("host"), name=name)
 
 
 def command_line(argv: object) -> str:
@@ -86,42 +99,6 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_role(Role.VIEWER)
 @require_GET
-def server_list(request: HttpRequest) -> HttpResponse:
-    return render_page(request, "mailadmin/server_list.html", {}, section="servers")
-
-
-def server_form_context(form: MailServerForm) -> dict:
-    return {"form": form, "allowed_roots": settings.MAILADMIN_ALLOWED_ROOTS}
-
-
-@require_role(Role.ADMINISTRATOR)
-@require_GET
-def server_add(request: HttpRequest) -> HttpResponse:
-    form = MailServerForm(initial={"smtp_port": 25, "queue_interval": "30m", "syslog_tag": "sendmail"})
-    return render_page(request, "mailadmin/server_form.html", server_form_context(form), section="servers")
-
-
-@require_role(Role.ADMINISTRATOR)
-@require_POST
-def server_create(request: HttpRequest) -> HttpResponse:
-    form = MailServerForm(request.POST)
-    if not form.is_valid():
-        return render_page(request, "mailadmin/server_form.html", server_form_context(form), section="servers")
-    with transaction.atomic():
-        mail_server = form.save()
-        audit.record(
-            "add server",
-            request=request,
-            server=mail_server,
-            target=mail_server.name,
-            detail="\n".join(f"{name}={form.cleaned_data[name]}" for name in form.Meta.fields),
-        )
-    messages.success(request, f"Server {mail_server.name} added.")
-    return redirect("dashboard", server=mail_server.name)
-
-
-@require_role(Role.VIEWER)
-@require_GET
 def dashboard(request: HttpRequest, server: str) -> HttpResponse:
     mail_server = get_server(server)
     summary = overview.server_overview(mail_server)
@@ -130,9 +107,11 @@ def dashboard(request: HttpRequest, server: str) -> HttpResponse:
         "server": mail_server,
         "overview": summary,
         "status": summary.status,
-        "checked": timezone.now(),
+        "checked": summary.taken_at,
+        "checked_ago": summary.taken_ago,
+        "agent_silence": summary.silence,
         "verbs": ServiceAction.Verb,
-        "live_build": cfbuild.live_build(mail_server),
+        "live_build": config.live_build(mail_server),
         "last_build": mail_server.builds.first(),
     }
     return render_page(request, "mailadmin/dashboard.html", context, section="dashboard")
@@ -141,9 +120,20 @@ def dashboard(request: HttpRequest, server: str) -> HttpResponse:
 @require_role(Role.VIEWER)
 @require_GET
 def daemon_status(request: HttpRequest, server: str) -> HttpResponse:
+    """The daemon card, polled by the dashboard: it re-reads the snapshot row, never the daemon."""
     mail_server = get_server(server)
-    context = {"server": mail_server, "status": daemon.status(mail_server), "checked": timezone.now()}
-    return render(request, "mailadmin/_daemon_status.html", context)
+    snapshot = overview.snapshot_of(mail_server)
+    context = {
+        "server": mail_server,
+        "status": overview.daemon_status(mail_server, snapshot),
+        "checked": snapshot.taken_at if snapshot else None,
+        "checked_ago": overview.ago(snapshot.taken_at if snapshot else None),
+        "agent_silence": overview.agent_silence(mail_server, snapshot, need_snapshot=True),
+    }
+    response = render(request, "mailadmin/_daemon_status.html", context)
+    if snapshot is not None and request.GET.get("first"):
+        response["HX-Refresh"] = "true"  # the page was drawn before the first snapshot: draw it all again
+    return response
 
 
 @require_role(Role.ADMINISTRATOR)
@@ -191,12 +181,34 @@ def service_action_progress(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def configuration(request: HttpRequest, server: str) -> HttpResponse:
     mail_server = get_server(server)
+    snapshot = overview.snapshot_of(mail_server)
     context = {
         "server": mail_server,
-        "cf": overview.installed_cf(mail_server),
-        "mc": overview.installed_mc(mail_server),
+        "snapshot": snapshot,
+        "cf": overview.installed_cf(mail_server, snapshot),
+        "cf_text": snapshot.cf_text if snapshot else "",
+        "cf_text_truncated": bool(snapshot and snapshot.cf.get("text_truncated")),
+        "mc": overview.installed_mc(mail_server, snapshot),
+        "agent_silence": overview.agent_silence(mail_server, snapshot, need_snapshot=True),
     }
     return render_page(request, "mailadmin/configuration.html", context, section="configuration")
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def agent_request_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The polled fragment of an AgentRequest: its progress, then its answer (286 stops the polling)."""
+    row = get_object_or_404(AgentRequest.objects.select_related("server", "server__host"), pk=pk)
+    template = request.GET.get("result", "")
+    if template not in AGENT_RESULT_TEMPLATES:
+        template = "mailadmin/_agent_result_raw.html"
+    context = requests.request_context(row, template, waiting_for=agent_request_silence(row))
+    return render_progress(request, "mailadmin/_agent_request.html", row, context)
+
+
+def agent_request_silence(row: AgentRequest) -> overview.AgentSilence | None:
+    """For _agent_request.html: a question still waiting for an agent that is not answering."""
+    return None if row.finished else overview.page_silence(row.server)
 
 
 @require_role(Role.VIEWER)

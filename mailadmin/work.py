@@ -21,8 +21,6 @@ from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from mailadmin.mta.gateway import Mta
-
 log = logging.getLogger(__name__)
 
 
@@ -129,12 +127,6 @@ def lease_keeper(item: WorkItem) -> Callable[[], None]:
         )
 
     return keep
-
-
-def mta_for(item: WorkItem) -> Mta:
-    """The gateway for a work row's commands: audited as its requester's, renewing its lease
-    while a program runs."""
-    return Mta(item.server, user=item.created_by, while_waiting=lease_keeper(item))
 
 
 def finish(item: WorkItem, status: str, error: str = "", **fields) -> None:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from django.conf import settings
 
+from mailadmin.mta.files import fsync_directory
 from mailadmin.mta.gateway import CommandResult, Mta
-from mailadmin.overview import queue_directories
+from mailadmin.mta.spool import queue_directories
 from mailqueue import forms, index, spool
 from mailqueue.models import QueueAction
 
@@ -65,6 +66,9 @@ class Runner:
 
     def __init__(self, action: QueueAction, mta: Mta, progress: Progress):
         self.action, self.mta, self.progress = action, mta, progress
+        # The server as the gateway bound it to this host's agent configuration: every spool
+        # path below comes from there, never from the database row.
+        self.server = mta.server
         self.commands: list[list[str]] = []
         self.output: list[str] = []
         self.debug_path: Path | None = None
@@ -118,7 +122,7 @@ def _refuse_collisions(server, ids: list[str], outcomes: dict[str, str]) -> list
 
 
 def quarantine(runner: Runner, ids: list[str], reason: str) -> dict[str, str]:
-    server = runner.action.server
+    server = runner.server
     forms.validate_reason(reason)
     outcomes: dict[str, str] = {}
     ids = _refuse_collisions(server, ids, outcomes)
@@ -151,7 +155,7 @@ def quarantine(runner: Runner, ids: list[str], reason: str) -> dict[str, str]:
 
 
 def release(runner: Runner, ids: list[str]) -> dict[str, str]:
-    server = runner.action.server
+    server = runner.server
     outcomes: dict[str, str] = {}
     ids = _refuse_collisions(server, ids, outcomes)
     held = []
@@ -191,7 +195,7 @@ def _attempt_outcome(before: spool.ControlFile, after: spool.ControlFile | None)
 
 
 def deliver(runner: Runner, ids: list[str]) -> dict[str, str]:
-    server = runner.action.server
+    server = runner.server
     outcomes: dict[str, str] = {}
     ids = _refuse_collisions(server, ids, outcomes)
     before: dict[str, spool.ControlFile] = {}
@@ -224,7 +228,7 @@ def quarantined_jobs(server) -> dict[str, tuple[spool.ControlFile, str]]:
 
 def process_quarantined(runner: Runner, substring: str, negate: bool) -> dict[str, str]:
     """A queue run over quarantined jobs whose reason contains (or, negated, lacks) the text."""
-    server = runner.action.server
+    server = runner.server
     forms.validate_selector(substring, "Q")
     before = quarantined_jobs(server)
     flag = f"-q!Q{substring}" if negate else f"-qQ{substring}"
@@ -241,7 +245,7 @@ def process_quarantined(runner: Runner, substring: str, negate: bool) -> dict[st
 
 def quarantine_matching(runner: Runner, kind: str, selector: str, reason: str) -> dict[str, str]:
     """`-Q<reason> -q<kind><selector>`: sendmail picks the jobs; the spool says which it took."""
-    server = runner.action.server
+    server = runner.server
     forms.validate_selector(selector, kind)
     forms.validate_reason(reason)
     normal = spool.job_ids(server.queue_dir, kinds=("qf",))
@@ -262,12 +266,20 @@ def _lock_exclusive(fd: int) -> bool:
     return True
 
 
-def _fsync_directory(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def _data_file_inside(server, control: spool.ControlFile, parsed) -> tuple[str | None, str]:
+    """The job's data file to remove, never outside the queue directories, and the outcome to report.
+
+    A `d` line naming anything but one of the queue directories makes sendmail refuse the job
+    ("Bogus data file directory"); deleting it removes what is in the job's own directory only.
+    """
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return spool.data_file_path(server.queue_dir, control.queue_dir, control.queue_id, parsed), "deleted"
+    except spool.OutsideQueue as exc:
+        outcome = f"deleted: only files inside the queue directories were removed ({exc})"
+    try:
+        return spool.data_file_path(server.queue_dir, control.queue_dir, control.queue_id), outcome
+    except spool.OutsideQueue:
+        return None, outcome
 
 
 def delete_job(server, queue_id: str) -> str:
@@ -277,6 +289,8 @@ def delete_job(server, queue_id: str) -> str:
         return "deleted (already gone)"
     if control.kind == "Qf":
         return "refused: a lost control file (Qf) is not touched"
+    if not spool.inside_queue(server.queue_dir, control.path):
+        return "refused: its control file resolves outside the queue directories"
     try:
         fd = os.open(control.path, os.O_RDWR | os.O_NOFOLLOW)
     except FileNotFoundError:
@@ -293,23 +307,24 @@ def delete_job(server, queue_id: str) -> str:
         if held.st_nlink == 0 or current.st_ino != held.st_ino:
             return "busy: the control file was replaced while we locked it; run the action again"
         parsed = spool.read_control(control.path, control.kind, queue_id)
-        data_path = spool.data_file_path(control.queue_dir, queue_id, parsed)
+        data_path, outcome = _data_file_inside(server, control, parsed)
         transcript = os.path.join(spool.transcript_dir(control.queue_dir), f"xf{queue_id}")
-        for path in (data_path, transcript):
+        removed = [path for path in (data_path, transcript) if path and spool.inside_queue(server.queue_dir, path)]
+        for path in removed:
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
         os.unlink(control.path)
-        for directory in {os.path.dirname(data_path), os.path.dirname(control.path)}:
-            _fsync_directory(directory)
+        for directory in {os.path.dirname(path) for path in [*removed, control.path]}:
+            fsync_directory(directory)
     finally:
         os.close(fd)
-    return "deleted"
+    return outcome
 
 
 def delete(runner: Runner, ids: list[str]) -> dict[str, str]:
-    server = runner.action.server
+    server = runner.server
     outcomes = {}
     for number, queue_id in enumerate(ids, start=1):
         outcomes[queue_id] = delete_job(server, queue_id)
@@ -330,13 +345,14 @@ def perform(action: QueueAction, mta: Mta, progress: Progress) -> None:
     """Run the action's verb, then store commands, outcomes, output and debug log on the row."""
     verb = QueueAction.Verb
     runner = Runner(action, mta, progress)
+    server = runner.server
     try:
         if action.verb == verb.REFRESH:
-            result = index.refresh(action.server)
+            result = index.refresh(server)
             action.output = f"{result.files_seen} files, {result.files_read} read, {result.removed} removed"
             return
         if action.verb in (verb.QUARANTINE, verb.RELEASE, verb.DELIVER, verb.DELETE):
-            ids = check_ids(action.server, list(action.queue_ids))
+            ids = check_ids(server, list(action.queue_ids))
             handlers = {
                 verb.QUARANTINE: lambda: quarantine(runner, ids, action.reason),
                 verb.RELEASE: lambda: release(runner, ids),
@@ -351,7 +367,7 @@ def perform(action: QueueAction, mta: Mta, progress: Progress) -> None:
         else:
             raise ActionRefused(f"unknown queue action {action.verb!r}")
         progress(90, "refreshing the index")
-        index.refresh(action.server)
+        index.refresh(server)
     finally:
         action.commands = runner.commands
         if action.verb != verb.REFRESH:

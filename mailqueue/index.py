@@ -191,7 +191,8 @@ def _refresh_lock(server: MailServer) -> Iterator[None]:
 
 @functools.lru_cache(maxsize=4096)  # jobs queued in the same second are common, strftime is not cheap
 def _sql_time(epoch: int | None) -> str | None:
-    """A Unix time as the text Django stores for a UTC DateTimeField on SQLite."""
+    """A Unix time as the text Django stores for a UTC DateTimeField on SQLite (and PostgreSQL reads in UTC,
+    the time zone Django sets on its connections)."""
     if not epoch or epoch < 0 or epoch > NEWEST_EPOCH:
         return None
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
@@ -239,6 +240,11 @@ def _read_at_most(fd: int, expected: int, limit: int) -> bytes:
     return data
 
 
+def _text(value: str) -> str:
+    """Field text for a row: PostgreSQL's text cannot hold U+0000, so no engine's index gets one."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def _row(
     server_pk: int, queue_id: str, kind: str, queue_dir: str, stamp: tuple[int, int, int], facts, body_size: int | None
 ) -> tuple:
@@ -252,19 +258,19 @@ def _row(
         state_of(kind, facts.attempts),
         queue_dir,
         *stamp,
-        facts.sender[:TEXT_LIMIT],
-        "\n".join(recipients),
+        _text(facts.sender[:TEXT_LIMIT]),
+        _text("\n".join(recipients)),
         len(recipients),
-        first_domain[:TEXT_LIMIT],
-        facts.subject[:TEXT_LIMIT],
-        facts.reason[:TEXT_LIMIT],
-        facts.status_message[:TEXT_LIMIT],
+        _text(first_domain[:TEXT_LIMIT]),
+        _text(facts.subject[:TEXT_LIMIT]),
+        _text(facts.reason[:TEXT_LIMIT]),
+        _text(facts.status_message[:TEXT_LIMIT]),
         _sql_time(facts.created),
         _sql_time(facts.last_attempt),
         max(0, min(facts.attempts, 2**31 - 1)),
         priority if priority is not None and abs(priority) < 2**62 else None,
         body_size,
-        "\n".join(facts.problems),
+        _text("\n".join(facts.problems)),
         facts.truncated,
     )
 
@@ -306,6 +312,14 @@ def _columns() -> list[str]:
     return [quote(QueueMessage._meta.get_field(name).column) for name in COLUMNS]
 
 
+def _as_sql_time(column: str) -> str:
+    """A datetime column selected as the text _sql_time makes, so that unchanged values compare equal."""
+    if connection.vendor == "postgresql":
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+    # SQLite stores that very text; CAST has no declared type, so no converter turns it into a datetime.
+    return f"CAST({column} AS TEXT)"
+
+
 def _write(cursor, rows: list[tuple], indexed: dict) -> None:
     """Insert new rows; update existing ones in only the columns that changed.
 
@@ -316,15 +330,19 @@ def _write(cursor, rows: list[tuple], indexed: dict) -> None:
     columns = _columns()
     existing = [row for row in rows if row[1] in indexed]
     new = [row for row in rows if row[1] not in indexed]
-    if new:
+    if new and connection.vendor == "postgresql":
+        # COPY: a first build of 100,000 rows takes a fifth of the time of as many INSERTs.
+        with cursor.cursor.copy(f"COPY {_table()} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in new:
+                copy.write_row(row)
+    elif new:
         cursor.executemany(
             f"INSERT INTO {_table()} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})", new
         )
     if not existing:
         return
-    # Datetimes as the stored text (CAST has no declared type, so no converter turns it into a datetime).
     selected = [
-        f"CAST({column} AS TEXT)" if name in ("created", "last_attempt") else column
+        _as_sql_time(column) if name in ("created", "last_attempt") else column
         for name, column in zip(COLUMNS, columns, strict=True)
     ]
     cursor.execute(

@@ -7,14 +7,16 @@ live there (op guide, "Queue File Formats").
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from stat import S_ISREG
+from typing import BinaryIO, NamedTuple
 
-from mailadmin.overview import queue_directories
+from mailadmin.mta.spool import queue_directories
 from mailqueue.parser import QueueFile, is_job_file, parse_queue_file, split_file_name
 
 CONTROL_FILE_LIMIT = 4 * 1024 * 1024
@@ -131,22 +133,91 @@ def job_ids(queue_dir_setting: str, kinds: tuple[str, ...] = ("qf", "hf", "Qf"))
     }
 
 
-def read_control(path: str, kind: str, queue_id: str, only_headers: frozenset[bytes] | None = None) -> QueueFile | None:
-    """Parse one control file; None when it vanished (sendmail finished or renamed it)."""
+class NotARegularFile(OSError):
+    """A spool name that is a symbolic link, a FIFO, a device or a directory: never read through."""
+
+
+def open_spool_file(path: str) -> BinaryIO:
+    """Open a file of the spool for reading: never through a symbolic link (O_NOFOLLOW), never
+    blocking on a FIFO (O_NONBLOCK), and only if it is a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        with open(path, "rb") as handle:
+        if not S_ISREG(os.fstat(fd).st_mode):
+            raise NotARegularFile(errno.EINVAL, "not a regular file", path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_control(path: str, kind: str, queue_id: str, only_headers: frozenset[bytes] | None = None) -> QueueFile | None:
+    """Parse one control file; None when it vanished (sendmail finished or renamed it).
+
+    A name that is a symbolic link or not a regular file is not read: the result says so."""
+    try:
+        with open_spool_file(path) as handle:
             data = handle.read(CONTROL_FILE_LIMIT + 1)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        why = "a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        return QueueFile(queue_id=queue_id, kind=kind, problems=[f"{Path(path).name} was not read: {why}"])
     parsed = parse_queue_file(data[:CONTROL_FILE_LIMIT], queue_id=queue_id, kind=kind, only_headers=only_headers)
     if len(data) > CONTROL_FILE_LIMIT:
         parsed.problems.append(CONTROL_FILE_CUT)
     return parsed
 
 
-def data_file_path(queue_dir: str, queue_id: str, parsed: QueueFile | None = None) -> str:
-    directory = parsed.data_dir if parsed and parsed.data_dir else data_dir(queue_dir)
-    return os.path.join(directory, f"df{queue_id}")
+class OutsideQueue(ValueError):
+    """A path a control file names (its `d` line) that is not in one of the queue directories."""
+
+
+def _real_directories(queue_dir_setting: str) -> list[tuple[str, str]]:
+    return [(directory, os.path.realpath(directory)) for directory in queue_directories(queue_dir_setting)]
+
+
+def named_queue_directory(queue_dir_setting: str, named: str) -> str | None:
+    """The queue directory a control file's `d` line names, if it is one of the configured ones.
+
+    sendmail writes the name of another of its queue directories there (relative to the base of
+    a `prefix*` QueueDirectory, where it works), and refuses a job whose `d` names anything else
+    ("Bogus data file directory"). Absolute names are accepted when they are one of them too.
+    """
+    if not named or "\0" in named:
+        return None
+    setting = queue_dir_setting.rstrip("/") or "/"
+    parent, last = os.path.split(setting)
+    base = parent if "*" in last else setting
+    wanted = os.path.realpath(os.path.join(base, named))
+    return next((directory for directory, real in _real_directories(queue_dir_setting) if real == wanted), None)
+
+
+def inside_queue(queue_dir_setting: str, path: str) -> bool:
+    """Whether the directory holding `path` is (after symbolic links) one of the queue
+    directories or a directory below one (qf/, df/, xf/)."""
+    where = os.path.realpath(os.path.dirname(path))
+    return any(os.path.commonpath([real, where]) == real for _, real in _real_directories(queue_dir_setting))
+
+
+def data_file_path(queue_dir_setting: str, queue_dir: str, queue_id: str, parsed: QueueFile | None = None) -> str:
+    """Where a job's data file is: in its own queue directory, or in the one its `d` line names.
+
+    Raises OutsideQueue when that is not one of the configured queue directories (whatever the
+    control file says, nothing outside them is read or removed).
+    """
+    directory = data_dir(queue_dir)
+    if parsed is not None and parsed.data_dir:
+        named = named_queue_directory(queue_dir_setting, parsed.data_dir)
+        if named is None:
+            raise OutsideQueue(
+                f"the control file names {parsed.data_dir!r} as its data directory, which is not one of "
+                f"the queue directories ({queue_dir_setting})"
+            )
+        directory = data_dir(named)
+    path = os.path.join(directory, f"df{queue_id}")
+    if not inside_queue(queue_dir_setting, path):
+        raise OutsideQueue(f"{directory} leads outside the queue directories ({queue_dir_setting})")
+    return path
 
 
 def find_control(queue_dir_setting: str, queue_id: str) -> ControlFile | None:
@@ -174,10 +245,11 @@ class BodyPreview:
 def body_preview(path: str, limit: int = BODY_PREVIEW_LIMIT) -> BodyPreview:
     """The start of a df file as text for a page (the template escapes it)."""
     try:
-        with open(path, "rb") as handle:
+        with open_spool_file(path) as handle:
             size = os.fstat(handle.fileno()).st_size
             raw = handle.read(limit)
     except OSError as exc:
-        return BodyPreview("", 0, False, error=f"{Path(path).name}: {exc.strerror or exc}")
+        why = "a symbolic link, not read" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        return BodyPreview("", 0, False, error=f"{Path(path).name}: {why}")
     text = raw.decode("utf-8", "replace")
     return BodyPreview(text, size, size > limit)

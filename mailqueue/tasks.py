@@ -1,28 +1,21 @@
-"""Celery tasks for the queue: thin wrappers that claim a work row and call the domain functions."""
+"""Celery tasks for the queue: thin wrappers that claim a work row and call the domain functions.
+
+Only workers import this module; the ones that touch a spool run in the agent of the server's
+host (its Celery queue), where the server row is bound to the host's own configuration first.
+"""
 
 from celery import shared_task
 
-from mailadmin import audit, work
+from mailadmin import work
 from mailadmin.models import MailServer
-from mailqueue import actions, index, stats
+from mailadmin.mta import agent
+from mailqueue import agentside, index, sampling
 from mailqueue.models import QueueAction
-
-
-def perform_queue_action(action: QueueAction) -> None:
-    mta = work.mta_for(action)
-
-    def perform() -> tuple[str, dict]:
-        actions.perform(action, mta, lambda pct, note: work.report_progress(action, pct, note))
-        counts = ", ".join(f"{count} {word}" for word, count in action.outcome_counts().items())
-        fields = {name: getattr(action, name) for name in ("commands", "outcomes", "output", "debug_log")}
-        return counts, fields
-
-    audit.run_work(action, f"queue {action.verb}", f"queue action {action.pk}: {action.target_text}", perform)
 
 
 @shared_task(name="mailqueue.tasks.run_queue_action")
 def run_queue_action(pk: int) -> str:
-    return work.execute(QueueAction, pk, perform_queue_action)
+    return work.execute(QueueAction, pk, agentside.perform_queue_action)
 
 
 @shared_task(name="mailqueue.tasks.refresh_indexes")
@@ -37,7 +30,9 @@ def refresh_indexes() -> int:
 @shared_task(name="mailqueue.tasks.refresh_index")
 def refresh_index(server_pk: int) -> int:
     server = MailServer.objects.filter(pk=server_pk).first()
-    return index.refresh(server).files_read if server else 0
+    if server is None:
+        return 0
+    return index.refresh(agent.bind(server)).files_read
 
 
 @shared_task(name="mailqueue.tasks.sample_queues")
@@ -52,4 +47,4 @@ def sample_queues() -> int:
 @shared_task(name="mailqueue.tasks.sample_queue")
 def sample_queue(server_pk: int) -> int:
     server = MailServer.objects.filter(pk=server_pk).first()
-    return stats.take_sample(server).messages if server else 0
+    return sampling.take_sample(agent.bind(server)).messages if server else 0

@@ -1,10 +1,14 @@
-"""Queue pages: the index for listing, the spool for one message, QueueAction rows for changes.
+"""Queue pages: the index for listing, the host's agent for one message, QueueAction rows for changes.
 
-Every change is a POST that writes a QueueAction row and an audit event in one transaction
-and asks for the row to be dispatched after commit; the page then follows the row.
+The web tier never reads a spool: the index rows are written by the agent of the server's host,
+a message's spool view is an AgentRequest it answers (mailqueue/agentside.py), and every change
+is a POST that writes a QueueAction row and an audit event in one transaction and asks for the
+row to be dispatched after commit; the page then follows the row.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -13,24 +17,27 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from mailadmin import audit, work
+from mailadmin import audit, requests, work
 from mailadmin.models import AuditEvent, MailServer
 from mailadmin.roles import Role, require_role
 from mailadmin.views import get_server, render_page, render_progress
-from mailqueue import index, spool, stats, summary
+from mailadmin.work import TERMINAL
+from mailqueue import stats, summary
 from mailqueue.forms import AlertSettingsForm, QueueFilterForm, SelectedActionForm, SelectorActionForm
 from mailqueue.models import IndexRefresh, QueueAction, QueueAlertSettings, QueueMessage, QueueSample
 from mailqueue.parser import QUEUE_ID_PATTERN
 
 PAGE_SIZE = 50
 HISTORY_LIMIT = 50
-# Up to this many jobs, a first visit indexes the spool itself (well under a second). A larger
-# spool is indexed by the worker, and the page waits for it instead of holding a web worker
-# (a million jobs take half a minute and a gigabyte).
-INLINE_FIRST_BUILD = 10_000
+PREVIEW_TEMPLATE = "mailqueue/_message_preview.html"
+# A first visit to a server's queue that has never been indexed asks its agent to build the index
+# (a REFRESH action); while that is pending the page polls. A failed build is asked for again
+# after this long, not at every poll.
+FIRST_BUILD_RETRY = timedelta(minutes=1)
 
 
 def _form_errors(form) -> str:
@@ -58,10 +65,8 @@ def queue_overview(request: HttpRequest, server: str) -> HttpResponse:
     """The queue list: filters, sort, pages of 50, and the total of all matches."""
     mail_server = get_server(server)
     refreshed = IndexRefresh.objects.filter(server=mail_server).first()
-    if refreshed is None and not spool.more_jobs_than(mail_server.queue_dir, INLINE_FIRST_BUILD):
-        # First visit: build the index now rather than show an empty queue until the beat task runs.
-        index.refresh(mail_server)
-        refreshed = IndexRefresh.objects.filter(server=mail_server).first()
+    # First visit: ask the host's agent for the index now rather than wait for the beat task.
+    first_build = None if refreshed else first_index_build(request, mail_server)
     form = QueueFilterForm(request.GET)
     matching = form.filter(QueueMessage.objects.filter(server=mail_server))
     page = Paginator(matching, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -76,7 +81,7 @@ def queue_overview(request: HttpRequest, server: str) -> HttpResponse:
         "sort": form.cleaned_data.get("sort", "") if form.is_valid() else "",
         "spool": summary.state_counts(refreshed),
         "refreshed": refreshed,
-        "inline_first_build": f"{INLINE_FIRST_BUILD:,}",
+        "first_build": first_build,
         "action_form": SelectedActionForm(),
         "selector_form": SelectorActionForm(),
         "recent_actions": QueueAction.objects.filter(server=mail_server).select_related("created_by")[:5],
@@ -84,30 +89,41 @@ def queue_overview(request: HttpRequest, server: str) -> HttpResponse:
     return render_page(request, "mailqueue/list.html", context, section="queue")
 
 
+def first_index_build(request: HttpRequest, server: MailServer) -> QueueAction:
+    """The REFRESH action building a never-indexed server's index: the pending one, the one that
+    just failed (shown for a minute), or a new one asked of the host's agent."""
+    latest = QueueAction.objects.filter(server=server, verb=QueueAction.Verb.REFRESH).first()
+    if latest is not None and (
+        latest.status not in TERMINAL or (latest.finished_at or latest.created) > timezone.now() - FIRST_BUILD_RETRY
+    ):
+        return latest
+    return create_action(request, server, verb=QueueAction.Verb.REFRESH)
+
+
 @require_role(Role.VIEWER)
 @require_GET
 def message_detail(request: HttpRequest, server: str, queue_id: str) -> HttpResponse:
-    """One job read from the spool itself (not the index), with the console's actions on it."""
+    """One job: what the index knows at once, and the spool itself (envelope, headers, body) as the
+    host's agent reads it; with the console's actions on it."""
     mail_server = get_server(server)
     if not QUEUE_ID_PATTERN.fullmatch(queue_id):
         raise Http404("not a queue id")
-    control = spool.find_control(mail_server.queue_dir, queue_id)
-    parsed = spool.read_control(control.path, control.kind, queue_id) if control else None
-    body = spool.body_preview(spool.data_file_path(control.queue_dir, queue_id, parsed)) if parsed else None
     history = (
         QueueAction.objects.filter(server=mail_server)
         .filter(Q(queue_ids__icontains=queue_id) | Q(outcomes__has_key=queue_id))
         .select_related("created_by")[:HISTORY_LIMIT]
     )
+    asked = requests.ask(mail_server, "message preview", {"queue_id": queue_id}, request=request)
     context = {
+        **requests.request_context(asked, PREVIEW_TEMPLATE),
         "server": mail_server,
         "queue_id": queue_id,
-        "control": control,
-        "message": parsed,
-        "body": body,
         "history": [(action, action.outcomes.get(queue_id, "")) for action in history],
         "action_form": SelectedActionForm(),
         "indexed": QueueMessage.objects.filter(server=mail_server, queue_id=queue_id).first(),
+        "refreshed": IndexRefresh.objects.filter(server=mail_server).first(),
+        # The server switcher cannot carry a queue id over to another server: it opens that one's queue.
+        "switch_view": "mailqueue:overview",
     }
     return render_page(request, "mailqueue/message.html", context, section="queue")
 

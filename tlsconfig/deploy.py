@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
 
 from mailadmin import config
 from mailadmin.models import ConfigBuild
+from mailadmin.mta import agent
+from mailadmin.mta.files import write_atomically
 from tlsconfig import keystore, pki
 from tlsconfig.models import Certificate, Deployment
 
@@ -29,34 +30,6 @@ CA_PATH_DIR = "cacerts"
 
 class DeployError(Exception):
     pass
-
-
-def write_file(target: Path, data: bytes, mode: int) -> None:
-    """Create a fresh temp name with its final mode (O_EXCL, O_NOFOLLOW), fsync, rename, fsync the directory.
-
-    The mode is given to open() itself, so the file is never readable more widely, whatever the umask
-    allows; the explicit fchmod covers a umask that would have narrowed it further.
-    """
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb", closefd=True) as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
-    fsync_dir(target.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def check_directory(path: Path) -> None:
@@ -98,7 +71,7 @@ def write_ca_path(directory: Path, certificates: list[Certificate]) -> list[str]
     ensure_subdirectory(directory)
     wanted = hashed_names(certificates)
     for name, pem in wanted.items():
-        write_file(directory / name, pem.encode("ascii"), CERT_MODE)
+        write_atomically(directory / name, pem.encode("ascii"), CERT_MODE)
     for stale in directory.iterdir():
         if HASHED_NAME.fullmatch(stale.name) and stale.name not in wanted:
             stale.unlink()
@@ -135,19 +108,20 @@ def deployment_directory(row: Deployment) -> Path:
 def write_pair(certificate: Certificate, cert_path: Path, key_path: Path) -> None:
     if certificate.private_key is None:
         raise DeployError(f"{certificate} has no private key in the store.")
-    write_file(key_path, keystore.reveal(certificate.private_key.ciphertext), KEY_MODE)
-    write_file(cert_path, (certificate.pem + certificate.chain_pem).encode("ascii"), CERT_MODE)
+    write_atomically(key_path, keystore.reveal(certificate.private_key.ciphertext), KEY_MODE)
+    write_atomically(cert_path, (certificate.pem + certificate.chain_pem).encode("ascii"), CERT_MODE)
 
 
 def deploy(row: Deployment, progress: Callable[[int, str], None]) -> ConfigBuild:
-    server = row.server
+    # The certificate directory is the one the host's agent configuration names, never the row's.
+    server = agent.bind(row.server)
     check_directory(Path(server.cert_dir))
     directory = deployment_directory(row)
     ensure_subdirectory(directory)
     files = {key: directory / name for key, name in FILE_NAMES.items()}
     trusted = [row.ca, *chain_of(row.ca)]
     progress(10, "writing the CA certificates")
-    write_file(files["ca_file"], "".join(c.pem for c in trusted).encode("ascii"), CERT_MODE)
+    write_atomically(files["ca_file"], "".join(c.pem for c in trusted).encode("ascii"), CERT_MODE)
     hashed = write_ca_path(files["ca_path"], trusted)
     progress(30, "writing the server certificate and key (0600)")
     write_pair(row.server_certificate, files["server_cert"], files["server_key"])
@@ -161,10 +135,10 @@ def deploy(row: Deployment, progress: Callable[[int, str], None]) -> ConfigBuild
         write_pair(row.client_certificate, files["client_cert"], files["client_key"])
         options |= {"ClientCertFile": str(files["client_cert"]), "ClientKeyFile": str(files["client_key"])}
     if row.crl:
-        write_file(files["crl"], row.crl.pem.encode("ascii"), CERT_MODE)
+        write_atomically(files["crl"], row.crl.pem.encode("ascii"), CERT_MODE)
         options["CRLFile"] = str(files["crl"])
     if row.dh_parameters:
-        write_file(files["dh"], row.dh_parameters.pem.encode("ascii"), CERT_MODE)
+        write_atomically(files["dh"], row.dh_parameters.pem.encode("ascii"), CERT_MODE)
         options["DHParameters"] = str(files["dh"])
     if row.timeout_starttls:
         options["Timeout.starttls"] = row.timeout_starttls

@@ -1,10 +1,12 @@
-"""What the installed cf and the running daemon say about TLS, read without changing anything."""
+"""What the installed cf and the running daemon say about TLS, as the host's agent last saw them.
+
+Pure helpers over rows: the agent gathers the facts (mailadmin.mta.tlsfacts: modes and owners of
+the certificate directory and of the files the cf names, the daemon's EHLO reply) into
+HostSnapshot.tls, and these turn that dict and the snapshot's cf into what the TLS pages show.
+"""
 
 from __future__ import annotations
 
-import os
-import smtplib
-import stat
 from dataclasses import dataclass, field
 
 from mailadmin.overview import InstalledCf
@@ -23,11 +25,11 @@ TLS_OPTION_NAMES = (
 )
 PRIVATE_KEY_OPTIONS = frozenset({"ServerKeyFile", "ClientKeyFile"})
 PATH_OPTIONS = (
-    frozenset({"CACertFile", "CACertPath", "ServerCertFile", "CRLFile", "DHParameters"}) | PRIVATE_KEY_OPTIONS
+    frozenset({"CACertFile", "CACertPath", "ServerCertFile", "ClientCertFile", "CRLFile", "DHParameters"})
+    | PRIVATE_KEY_OPTIONS
 )
 
-# The name the console gives itself in EHLO; it never relays, so any syntactically valid name will do.
-EHLO_NAME = "mailadmin.localhost"
+NOT_REPORTED = "not reported by the host's agent yet"
 
 
 @dataclass(frozen=True)
@@ -36,20 +38,21 @@ class PathFacts:
     exists: bool = False
     is_dir: bool = False
     mode: str = ""
+    owner: str = ""
     problem: str = ""
 
-
-def path_facts(path: str, *, private_key: bool = False) -> PathFacts:
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        return PathFacts(path=path, problem=exc.strerror or str(exc))
-    mode = stat.S_IMODE(info.st_mode)
-    problem = ""
-    if private_key and mode & 0o077:
-        # sendmail starts fine with such a key and silently stops offering STARTTLS (only its log says why).
-        problem = "readable by group or others: sendmail will not offer STARTTLS with this key"
-    return PathFacts(path=path, exists=True, is_dir=stat.S_ISDIR(info.st_mode), mode=f"{mode:04o}", problem=problem)
+    @classmethod
+    def from_snapshot(cls, path: str, data: dict | None) -> PathFacts:
+        if not data:
+            return cls(path=path, problem=NOT_REPORTED)
+        return cls(
+            path=path,
+            exists=bool(data.get("exists")),
+            is_dir=bool(data.get("is_dir")),
+            mode=str(data.get("mode", "")),
+            owner=str(data.get("owner", "")),
+            problem=str(data.get("problem", "")),
+        )
 
 
 @dataclass(frozen=True)
@@ -61,18 +64,24 @@ class TlsOption:
     file: PathFacts | None = None
 
 
-def tls_options(cf: InstalledCf) -> list[TlsOption]:
-    """The TLS options of the cf; a commented `#O Name=value` line means unset, with sendmail's default shown."""
+def tls_options(cf: InstalledCf, tls: dict | None = None) -> list[TlsOption]:
+    """The TLS options of the cf, each file one names with its facts from the snapshot's `tls`;
+    a commented `#O Name=value` line means unset, with sendmail's default shown."""
     active = {option.name: option.value for option in cf.active_options}
     defaults = {option.name: option.value for option in cf.default_options}
+    files = (tls or {}).get("files", {})
     options = []
     for name in TLS_OPTION_NAMES:
         value = active.get(name, "")
         file = None
         if name in active and name in PATH_OPTIONS and value.startswith("/"):
-            file = path_facts(value, private_key=name in PRIVATE_KEY_OPTIONS)
+            file = PathFacts.from_snapshot(value, files.get(value))
         options.append(TlsOption(name, value, name in active, defaults.get(name, ""), file))
     return options
+
+
+def cert_dir(path: str, tls: dict | None) -> PathFacts:
+    return PathFacts.from_snapshot(path, (tls or {}).get("cert_dir"))
 
 
 @dataclass(frozen=True)
@@ -86,27 +95,20 @@ class EhloReply:
     def starttls(self) -> bool:
         return any(line.split()[0].upper() == "STARTTLS" for line in self.extensions if line.strip())
 
-
-def ehlo(address: str, port: int, timeout: float = 5.0) -> EhloReply:
-    """Connect to the daemon, say EHLO and list the extensions it advertises."""
-    smtp = smtplib.SMTP(local_hostname=EHLO_NAME, timeout=timeout)
-    try:
-        code, greeting = smtp.connect(address, port)
-        if code != 220:
-            return EhloReply(error=f"the daemon greeted with {code} {greeting.decode('utf-8', 'replace')}")
-        code, reply = smtp.ehlo()
-        lines = reply.decode("utf-8", "replace").splitlines()
-        if code != 250:
-            return EhloReply(error=f"EHLO answered {code} {' '.join(lines)}")
-        return EhloReply(
-            greeting=f"220 {greeting.decode('utf-8', 'replace')}",
-            hello=lines[0] if lines else "",
-            extensions=lines[1:],
+    @classmethod
+    def from_snapshot(cls, tls: dict | None) -> EhloReply:
+        data = (tls or {}).get("ehlo")
+        if not data:
+            return cls(error=NOT_REPORTED)
+        return cls(
+            greeting=str(data.get("greeting", "")),
+            hello=str(data.get("hello", "")),
+            extensions=[str(line) for line in data.get("extensions", [])],
+            error=str(data.get("error", "")),
         )
-    except (OSError, smtplib.SMTPException) as exc:
-        return EhloReply(error=getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
-    finally:
-        try:
-            smtp.quit()
-        except (OSError, smtplib.SMTPException):
-            smtp.close()
+
+
+def key_problems(tls: dict | None) -> list[str]:
+    """Private keys the daemon will not use (readable by group or others, missing): STARTTLS is then
+    silently not offered."""
+    return [str(problem) for problem in (tls or {}).get("key_problems", [])]

@@ -1,7 +1,9 @@
-"""Background work of the certificate store: generation jobs, deployments and the expiry check.
+"""Background work of the certificate store: generation jobs, deployment requests and the expiry check.
 
 Each `perform_*` runs inside mailadmin.work.execute: the row is claimed first, and a rerun after
-a lost worker finds its own earlier result on the row and does nothing twice.
+a lost worker finds its own earlier result on the row and does nothing twice. Generation needs no
+MTA and runs on the central worker; a deployment writes files on the MTA host, so its performer
+lives with the agent's side (tlsconfig/agentside.py) and this module stays importable by pages.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from django.utils import timezone
 
 from mailadmin import audit, work
 from mailadmin.models import AuditEvent, MailServer
-from tlsconfig import deploy, generate, pki, store
+from tlsconfig import generate, pki, store
 from tlsconfig.models import Certificate, CertificateRequest, Deployment, Origin, TlsJob
 
 # How long a 2048-bit safe-prime search usually takes here; only used to move the progress bar.
@@ -125,25 +127,6 @@ def start_deployment(server: MailServer, choices: dict, *, request) -> Deploymen
         )
         work.dispatch_on_commit(row)
     return row
-
-
-def perform_deployment(row: Deployment) -> None:
-    if row.build_id:
-        return
-    try:
-        build = deploy.deploy(row, lambda percent, note: work.report_progress(row, percent, note))
-    except Exception as exc:
-        audit.record(
-            "TLS deploy",
-            user=row.created_by,
-            server=row.server,
-            outcome=AuditEvent.Outcome.FAILED,
-            detail=str(exc),
-        )
-        raise
-    row.build = build
-    row.save(update_fields=["build", "output"])
-    audit.record("TLS deploy", user=row.created_by, server=row.server, target=build.build_id, detail=row.output)
 
 
 @dataclass(frozen=True)

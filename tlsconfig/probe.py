@@ -3,6 +3,11 @@
 The handshake is verified by OpenSSL itself against the CA the instance trusts (its CACertFile);
 when that fails, a second, non-verifying handshake still reads the certificate so the page can
 show what was served.
+
+Agent side: this module connects to the daemon and reads the installed cf, the key files, the
+log and the spool, so only the host's agent runs it (tlsconfig/agentside.py answers the pages'
+"starttls probe" and "probe message" requests with it). Its results travel as JSON-able dicts
+(`report`, `ProbeResult.to_dict` / `from_dict`).
 """
 
 from __future__ import annotations
@@ -13,15 +18,21 @@ import re
 import smtplib
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
 
-from mailadmin import audit, overview
+from mailadmin import audit
 from mailadmin.models import AuditEvent, MailServer
+from mailadmin.mta import agent, snapshot, spool, tlsfacts
+from mailadmin.mta.tlsfacts import EHLO_NAME
+from mailadmin.overview import InstalledCf
 from tlsconfig import pki
-from tlsconfig.facts import EHLO_NAME, path_facts
+
+# How far back in the daemon's log sendmail's own STARTTLS complaints are looked for.
+COMPLAINT_LOG_LINES = 400
 
 
 @dataclass
@@ -53,6 +64,27 @@ class ProbeResult:
             ("${cn_issuer}", served.cn_issuer if served else ""),
             ("${verify}", self.verify),
         ]
+
+    def to_dict(self) -> dict:
+        """JSON-able: the served certificate's dates as ISO 8601 text, and the macros as the page shows them."""
+        data = asdict(self)
+        if self.served is not None:
+            data["served"] |= {
+                "not_before": self.served.not_before.isoformat(),
+                "not_after": self.served.not_after.isoformat(),
+            }
+        data["macros"] = [list(pair) for pair in self.macros]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ProbeResult:
+        known = {f.name for f in fields(cls)}
+        values = {name: value for name, value in data.items() if name in known}
+        served = values.get("served")
+        if served is not None:
+            dates = {name: datetime.fromisoformat(served[name]) for name in ("not_before", "not_after")}
+            values["served"] = pki.CertificateFacts(**(served | dates))
+        return cls(**values)
 
 
 def client_context(ca_file: str | None, client_pair: tuple[str, str] | None) -> ssl.SSLContext:
@@ -147,7 +179,12 @@ class ServedVersusDeployed:
         return bool(self.deployed_sha256) and self.deployed_sha256 == self.served_sha256
 
 
-def compare_with_deployed(cf: overview.InstalledCf, result: ProbeResult) -> ServedVersusDeployed:
+def installed_cf(server: MailServer) -> InstalledCf:
+    """The cf the daemon runs on, read from the host now (not from the last snapshot)."""
+    return snapshot.installed_cf(server.cf_path)[0]
+
+
+def compare_with_deployed(cf: InstalledCf, result: ProbeResult) -> ServedVersusDeployed:
     options = {option.name: option.value for option in cf.active_options}
     path = options.get("ServerCertFile", "")
     comparison = ServedVersusDeployed(deployed_path=path, served_sha256=result.served.sha256 if result.served else "")
@@ -170,24 +207,25 @@ def compare_with_deployed(cf: overview.InstalledCf, result: ProbeResult) -> Serv
 
 def daemon_complaints(server: MailServer, lines: int = 8) -> list[str]:
     """sendmail's own STARTTLS lines from its log (e.g. `unsafe: Group readable file`)."""
-    tail = overview.log_tail(server, lines=400)
+    tail = snapshot.log_tail(server.log_file, server.syslog_tag, lines=COMPLAINT_LOG_LINES)
     return [line for line in tail.lines if "STARTTLS" in line or "TLS" in line.split(":", 3)[-1]][-lines:]
 
 
-def key_mode_problems(cf: overview.InstalledCf) -> list[str]:
+def key_mode_problems(cf: InstalledCf) -> list[str]:
     problems = []
     for option in cf.active_options:
-        if option.name in ("ServerKeyFile", "ClientKeyFile") and option.value.startswith("/"):
-            facts = path_facts(option.value, private_key=True)
-            if facts.problem:
-                problems.append(
-                    f"{option.name} {option.value}: {facts.problem}" + (f" (mode {facts.mode})" if facts.mode else "")
-                )
+        if option.name in tlsfacts.PRIVATE_KEY_OPTIONS and option.value.startswith("/"):
+            facts = tlsfacts.path_facts(option.value, private_key=True)
+            if facts["problem"]:
+                mode = f" (mode {facts['mode']})" if facts["mode"] else ""
+                problems.append(f"{option.name} {option.value}: {facts['problem']}{mode}")
     return problems
 
 
 def probe_server(server: MailServer, *, with_client_certificate: bool = False) -> dict:
-    cf = overview.installed_cf(server)
+    """The live probe and what it is compared with (the installed cf, key files, the daemon's log)."""
+    server = agent.bind(server)
+    cf = installed_cf(server)
     options = {option.name: option.value for option in cf.active_options}
     ca_file = options.get("CACertFile") or None
     if ca_file and not Path(ca_file).is_file():
@@ -204,6 +242,18 @@ def probe_server(server: MailServer, *, with_client_certificate: bool = False) -
         "comparison": compare_with_deployed(cf, result) if cf.exists else None,
         "key_problems": key_mode_problems(cf) if cf.exists else [],
         "complaints": daemon_complaints(server),
+    }
+
+
+def report(seen: dict) -> dict:
+    """probe_server's outcome as a JSON-able dict (an AgentRequest's result, rendered by the probe page)."""
+    comparison = seen["comparison"]
+    return {
+        "result": seen["result"].to_dict(),
+        "ca_file": seen["ca_file"],
+        "comparison": None if comparison is None else asdict(comparison) | {"same": comparison.same},
+        "key_problems": list(seen["key_problems"]),
+        "complaints": list(seen["complaints"]),
     }
 
 
@@ -256,11 +306,20 @@ def send_probe_message(
 
 
 def queue_file(server: MailServer, prefix: str, queue_id: str) -> Path | None:
-    for directory in overview.queue_directories(server.queue_dir):
+    for directory in spool.queue_directories(server.queue_dir):
         for candidate in (Path(directory) / f"{prefix}{queue_id}", Path(directory) / prefix / f"{prefix}{queue_id}"):
             if candidate.exists():
                 return candidate
     return None
+
+
+def read_queue_file(path: Path, limit: int = 1 << 20) -> bytes:
+    """The start of a queue file, never through a symbolic link (a probe's qf is a few KiB)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
 
 
 def received_header(qf_bytes: bytes) -> str:
@@ -297,7 +356,8 @@ def remove_queued(qf: Path, df: Path | None) -> bool:
 
 
 def probe_message(server: MailServer, *, with_client_certificate: bool, user=None) -> MessageProbe:
-    options = {option.name: option.value for option in overview.installed_cf(server).active_options}
+    server = agent.bind(server)
+    options = {option.name: option.value for option in installed_cf(server).active_options}
     ca_file = options.get("CACertFile") if Path(options.get("CACertFile", "/nonexistent")).is_file() else None
     client_pair = None
     if with_client_certificate and options.get("ClientCertFile") and options.get("ClientKeyFile"):
@@ -314,7 +374,7 @@ def probe_message(server: MailServer, *, with_client_certificate: bool, user=Non
     if qf is None:
         outcome.error = f"{outcome.queue_id} is not in the queue directory (was it delivered at once?)"
         return outcome
-    outcome.received = received_header(qf.read_bytes())
+    outcome.received = received_header(read_queue_file(qf))
     found = RECEIVED_TLS.search(outcome.received)
     if found:
         outcome.recorded = dict(

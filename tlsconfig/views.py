@@ -1,24 +1,30 @@
-"""TLS pages: thin views over tlsconfig.store, jobs, deploy and probe (same conventions as mailadmin.views)."""
+"""TLS pages: thin views over tlsconfig.store and jobs (same conventions as mailadmin.views).
+
+What only the MTA host can do (deploying files, probing the daemon) is asked of its agent:
+Deployment rows and AgentRequest rows answered by tlsconfig/agentside.py.
+"""
 
 from __future__ import annotations
-
-from dataclasses import asdict
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from mailadmin import overview
+from mailadmin import overview, requests
+from mailadmin.models import AgentRequest
 from mailadmin.roles import Role, has_role, require_role
 from mailadmin.views import get_server, render_page, render_progress, work_context
-from tlsconfig import facts, jobs, pki, probe, store
+from tlsconfig import facts, jobs, pki, store
 from tlsconfig.forms import DeployForm, GenerateForm, UploadForm
 from tlsconfig.models import Certificate, Deployment, TlsJob
 
 # Access-map tags of the TLS policy; they are edited on the access map page with the other rows.
 TLS_POLICY_TAGS = ("TLS_Clt", "TLS_Srv", "Try_TLS")
+PROBE_TEMPLATE = "tlsconfig/_probe_result.html"
+PROBE_MESSAGE_TEMPLATE = "tlsconfig/_probe_message_result.html"
 
 
 def store_context(mail_server, request, **forms) -> dict:
@@ -39,12 +45,18 @@ def store_context(mail_server, request, **forms) -> dict:
 
 
 def overview_context(mail_server, request, **forms) -> dict:
-    cf = overview.installed_cf(mail_server)
+    """The store's rows and STARTTLS as the host's agent last saw it (its HostSnapshot): the page
+    never touches the MTA."""
+    snapshot = overview.snapshot_of(mail_server)
+    cf = overview.installed_cf(mail_server, snapshot)
+    tls = snapshot.tls if snapshot else {}
     return store_context(mail_server, request, **forms) | {
         "cf": cf,
-        "cert_dir": facts.path_facts(mail_server.cert_dir),
-        "options": facts.tls_options(cf),
-        "ehlo": facts.ehlo(mail_server.smtp_address, mail_server.smtp_port),
+        "snapshot": snapshot,
+        "cert_dir": facts.cert_dir(mail_server.cert_dir, tls),
+        "options": facts.tls_options(cf, tls),
+        "ehlo": facts.EhloReply.from_snapshot(tls),
+        "key_problems": facts.key_problems(tls),
     }
 
 
@@ -174,16 +186,27 @@ def deployment_progress(request: HttpRequest, pk: int) -> HttpResponse:
     return render_progress(request, "tlsconfig/_deployment_result.html", row, deployment_context(row))
 
 
+def _probe_message_row(request: HttpRequest, mail_server) -> AgentRequest | None:
+    """The probe message the page was sent back to follow (?message=<pk>), if it is this server's."""
+    pk = request.GET.get("message", "")
+    if not pk.isdigit():
+        return None
+    return AgentRequest.objects.filter(pk=int(pk), server=mail_server, kind="probe message").first()
+
+
 @require_role(Role.VIEWER)
 @require_GET
 def probe_page(request: HttpRequest, server: str) -> HttpResponse:
+    """What a peer sees: every visit asks the host's agent for a fresh probe, shown when it answers."""
     mail_server = get_server(server)
     with_client = request.GET.get("client") == "1"
+    asked = requests.ask(mail_server, "starttls probe", {"client": with_client}, request=request)
+    message = _probe_message_row(request, mail_server)
     context = {
-        "message": request.session.pop("tls_probe_message", None),
         "server": mail_server,
         "with_client": with_client,
-        **probe.probe_server(mail_server, with_client_certificate=with_client),
+        "probe": requests.request_context(asked, PROBE_TEMPLATE),
+        "message": requests.request_context(message, PROBE_MESSAGE_TEMPLATE) if message else None,
     }
     return render_page(request, "tlsconfig/probe.html", context, section="tls")
 
@@ -199,9 +222,12 @@ def dashboard_panel(request: HttpRequest, server: str) -> HttpResponse:
 @require_role(Role.ADMINISTRATOR)
 @require_POST
 def probe_message(request: HttpRequest, server: str) -> HttpResponse:
-    """Send one message over STARTTLS, read what sendmail recorded in its Received header, remove it."""
+    """Ask the host's agent to send one message over STARTTLS, read what sendmail recorded in its
+    Received header and remove it; the probe page follows the request."""
     mail_server = get_server(server)
     with_client = request.POST.get("client") == "1"
-    outcome = probe.probe_message(mail_server, with_client_certificate=with_client, user=request.user)
-    request.session["tls_probe_message"] = asdict(outcome)
-    return redirect(reverse("tlsconfig:probe", args=[mail_server.name]) + ("?client=1" if with_client else ""))
+    asked = requests.ask(mail_server, "probe message", {"client": with_client}, request=request)
+    query = {"client": "1"} if with_client else {}
+    return redirect(
+        reverse("tlsconfig:probe", args=[mail_server.name]) + "?" + urlencode(query | {"message": asked.pk})
+    )

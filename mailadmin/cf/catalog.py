@@ -1186,8 +1186,13 @@ def trimmed(args: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(args[:end])
 
 
-def check_features(selected: dict[str, tuple[str, ...]], *, cf_tree: str | None = None) -> list[str]:
-    """What m4 would reject (or print *** ERROR for) in this set of FEATUREs, in plain words."""
+def check_features(
+    selected: dict[str, tuple[str, ...]], *, reserved: frozenset[str], roots: tuple[str, ...] = ()
+) -> list[str]:
+    """What m4 would reject (or print *** ERROR for) in this set of FEATUREs, in plain words.
+
+    `reserved` and `roots` are the instance's macro names and directories, as its agent reported them.
+    """
     problems: list[str] = []
     names = set(selected)
     for name, args in selected.items():
@@ -1204,7 +1209,7 @@ def check_features(selected: dict[str, tuple[str, ...]], *, cf_tree: str | None 
                     problems.append(f"FEATURE({name}): {arg_spec.name} is required.")
                 continue
             try:
-                cleaned = arg_spec.type.clean(value, cf_tree=cf_tree)
+                cleaned = arg_spec.type.clean(value, reserved=reserved, roots=roots)
             except ValidationError as exc:
                 problems.extend(f"FEATURE({name}) {arg_spec.name}: {message}" for message in exc.messages)
                 continue
@@ -1216,6 +1221,28 @@ def check_features(selected: dict[str, tuple[str, ...]], *, cf_tree: str | None 
         for check in spec.checks:
             problems.extend(check(_padded(spec, tuple(args)), names))
     return problems
+
+
+def path_values(options: dict[str, str], features: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+    """(what, path) for every path-typed value among these options and FEATURE values: the files and
+    directories a build would have root's sendmail open, write or run (PidFile, DeadLetterDrop, map
+    files, mailer programs …). The agent checks each against its own roots before a build or install.
+
+    Names the catalog does not know are skipped; values are taken as given, not cleaned.
+    """
+    found: list[tuple[str, str]] = []
+    for name, value in options.items():
+        spec = OPTIONS.get(name)
+        if spec is not None and isinstance(value, str):
+            found.extend((name, path) for path in spec.type.paths(value))
+    for name, args in features.items():
+        spec = FEATURES.get(name)
+        if spec is None:
+            continue
+        for arg_spec, value in zip(spec.args, args, strict=False):
+            if isinstance(value, str):
+                found.extend((f"FEATURE({name}) {arg_spec.name}", path) for path in arg_spec.type.paths(value))
+    return found
 
 
 def feature_warnings(selected: dict[str, tuple[str, ...]]) -> list[str]:

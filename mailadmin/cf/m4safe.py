@@ -9,7 +9,13 @@ refuses them before its own grammar runs:
 - characters m4, sendmail.cf, a shell or the access map read as syntax (quotes, brackets,
   comma, `$`, `#`, `\\`, shell metacharacters), whitespace, control characters and non-ASCII;
 - any m4 word (`[A-Za-z_][A-Za-z0-9_]*`) that is a macro name: GNU m4's builtins plus every
-  name the installed cf tree can define, computed from the tree itself (`macro_names`).
+  name the installed cf tree can define. Those `reserved` words are data here: the host's agent
+  computes them from its own m4 and cf tree (mailadmin.mta.macronames) and reports them, and
+  the console passes them in from `MailServer.reserved_words`. This module runs nothing.
+
+A path-typed value must also lie under one of the instance's `roots` (the conf, cert, queue,
+run and log directories its agent declares): PidFile=/etc/shadow would have root's sendmail
+overwrite that file.
 
 After m4 has run, `check_rendered` / `missing_lines` prove each value reached sendmail.cf verbatim;
 that oracle also catches a name defined by an imported .mc that no rule here could know about.
@@ -18,21 +24,15 @@ that oracle also catches a name defined by an imported .mc that no rule here cou
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import threading
-import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable
-from pathlib import Path
 
 from django.core.exceptions import ValidationError
 
-from mailadmin.mta.gateway import run
+from mailadmin.cf.paths import under_any
 
-DEFAULT_CF_TREE = "/usr/share/sendmail/cf"
-DEFAULT_M4 = "m4"
 MAX_LENGTH = 512
 M4_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -79,8 +79,14 @@ RULE_CODES = frozenset(
         "empty_item",
         "duplicate",
         "too_many",
+        "not_reported",
+        "no_roots",
+        "outside_roots",
     }
 )
+
+NOT_REPORTED = "the host's agent has not reported its cf tree's macro names yet"
+NO_ROOTS = "the host's agent has not declared its directories"
 
 
 def _shown(character: str) -> str:
@@ -128,6 +134,12 @@ def check_characters(raw: str, allowed: str = "") -> None:
             )
 
 
+def check_reported(reserved: frozenset[str]) -> None:
+    """Refuse to judge any value without the agent's macro names: an empty set would pass them all."""
+    if not reserved:
+        raise ValidationError(f"Cannot be checked: {NOT_REPORTED}.", code="not_reported")
+
+
 def check_words(value: str, reserved: frozenset[str]) -> None:
     """Refuse any m4 word that names a macro: m4 would replace it, with or without parentheses."""
     for word in M4_WORD.findall(value):
@@ -136,93 +148,6 @@ def check_words(value: str, reserved: frozenset[str]) -> None:
                 f"‘{word}’ is an m4 macro name: m4 would rewrite it while building sendmail.cf.",
                 code="macro_name",
             )
-
-
-# ---------------------------------------------------------------------------------------------
-# Macro names, computed from the installed tree
-
-
-_DEFINING_CALL = re.compile(
-    r"\b(?:define|pushdef|popdef|undefine|defn|ifdef|indir|_DEFIFNOT)\(\s*`?([A-Za-z_][A-Za-z0-9_]*)"
-)
-_OPTION_VARIABLE = re.compile(r"\b_OPTION\(\s*[^,()]*,\s*`?([A-Za-z_][A-Za-z0-9_]*)")
-# m4 variables such as confLOG_LEVEL are tested with ifdef(`$2') inside _OPTION, so no
-# define() names them; an .mc that sets one makes the word a macro all the same.
-_CONF_VARIABLE = re.compile(r"\bconf[A-Z0-9_]+\b")
-_DUMPDEF_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):\t", re.MULTILINE)
-# How long a computed newest-mtime of the tree is trusted before the tree is stat()ed again.
-_TREE_RECHECK_SECONDS = 1.0
-
-_names_lock = threading.Lock()
-_names_cache: dict[tuple[str, str], tuple[int, frozenset[str]]] = {}
-_mtime_cache: dict[str, tuple[float, int]] = {}
-
-
-def _tree_files(cf_tree: Path) -> list[Path]:
-    return sorted(p for p in cf_tree.rglob("*") if p.suffix in (".m4", ".mc", ".sh") and p.is_file())
-
-
-def _newest_mtime(cf_tree: str) -> int:
-    now = time.monotonic()
-    checked = _mtime_cache.get(cf_tree)
-    if checked and now - checked[0] < _TREE_RECHECK_SECONDS:
-        return checked[1]
-    newest = os.stat(cf_tree).st_mtime_ns
-    for path in _tree_files(Path(cf_tree)):
-        newest = max(newest, path.stat().st_mtime_ns)
-    _mtime_cache[cf_tree] = (now, newest)
-    return newest
-
-
-def m4_builtin_names(m4_bin: str = DEFAULT_M4) -> frozenset[str]:
-    """What this m4 defines before reading anything (`dumpdef` of an empty input)."""
-    result = run([m4_bin], stdin=b"dumpdef\n", timeout=30)
-    return frozenset(_DUMPDEF_LINE.findall(result.stderr_text))
-
-
-def scanned_names(cf_tree: str) -> frozenset[str]:
-    """Every name the tree's m4 files define, push, test or hand to _OPTION as a variable."""
-    names: set[str] = set()
-    for path in _tree_files(Path(cf_tree)):
-        text = path.read_text(errors="replace")
-        names.update(_DEFINING_CALL.findall(text))
-        names.update(_OPTION_VARIABLE.findall(text))
-        names.update(_CONF_VARIABLE.findall(text))
-    return frozenset(names)
-
-
-def dumped_names(cf_tree: str, m4_bin: str = DEFAULT_M4) -> frozenset[str]:
-    """What is defined once cf.m4, OSTYPE and the usual mailers have been read, proto.m4 included.
-
-    proto.m4 is read from cf.m4's m4wrap at end of input, and GNU m4 runs wrapped text last in,
-    first out: the dumpdef is wrapped twice so it runs after proto.m4. Catches names a regex
-    over the tree misses, such as those built from pieces (`_MAILER_local_`).
-    """
-    tree = Path(cf_tree)
-    ostype = "OSTYPE(`debian')\n" if (tree / "ostype" / "debian.m4").exists() else ""
-    script = (
-        "divert(-1)\n"
-        f"include(`{tree / 'm4' / 'cf.m4'}')\n"
-        f"{ostype}"
-        "MAILER(`local')\nMAILER(`smtp')\n"
-        "m4wrap(`m4wrap(`divert(-1)dumpdef\n')')\n"
-    )
-    result = run([m4_bin, "-D_NO_MAKEINFO_"], stdin=script.encode(), timeout=30, ok_codes=(0, 1))
-    return frozenset(_DUMPDEF_LINE.findall(result.stderr_text))
-
-
-def macro_names(cf_tree: str | None = None, m4_bin: str = DEFAULT_M4) -> frozenset[str]:
-    """Words m4 would rewrite in a value built with this tree; cached per (tree, newest mtime)."""
-    tree = os.path.realpath(cf_tree or DEFAULT_CF_TREE)
-    stamp = _newest_mtime(tree)
-    key = (tree, m4_bin)
-    with _names_lock:
-        cached = _names_cache.get(key)
-        if cached and cached[0] == stamp:
-            return cached[1]
-        names = m4_builtin_names(m4_bin) | scanned_names(tree) | dumped_names(tree, m4_bin)
-        _names_cache[key] = (stamp, names)
-        return names
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,20 +180,29 @@ class ValueType(ABC):
             raise ValidationError("A value is required.", code="required")
         return raw != ""
 
-    def clean(self, raw: str, *, cf_tree: str | None = None) -> str:
+    def clean(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...] = ()) -> str:
+        """The cleaned value, or ValidationError naming the rule `raw` breaks.
+
+        `reserved` is the instance's macro names (m4 builtins and its cf tree's names, as its agent
+        reported them); `roots` the directories its agent declared, under which a path must lie.
+        """
+        check_reported(reserved)
         if not self.present(raw):
             return ""
         check_length(raw, self.max_length)
         check_characters(raw, self.allowed_characters)
-        reserved = macro_names(cf_tree)
         check_words(raw, reserved)
-        value = self.clean_value(raw, cf_tree=cf_tree)
+        value = self.clean_value(raw, reserved=reserved, roots=roots)
         check_words(value, reserved)
         return value
 
     @abstractmethod
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         """The type's own grammar, on text that already passed the global rules."""
+
+    def paths(self, value: str) -> tuple[str, ...]:
+        """The host paths in a cleaned value (empty for types that name no file)."""
+        return ()
 
     @abstractmethod
     def describe(self) -> str:
@@ -281,13 +215,25 @@ class ValueType(ABC):
 _PATH = re.compile(r"/(?:[A-Za-z0-9_.+-]+/)*[A-Za-z0-9_.+-]+")
 
 
+def check_roots(path: str, roots: tuple[str, ...]) -> None:
+    """A path the instance's sendmail (root) opens, writes or runs must lie under one of its roots:
+    resolved with symlinks followed, so a link inside a root that points out of it is refused too."""
+    if not roots:
+        raise ValidationError(f"Cannot be checked: {NO_ROOTS}.", code="no_roots")
+    if not under_any(path, roots):
+        raise ValidationError(
+            f"{path} is outside this instance's directories; a path must lie under one of: {', '.join(roots)}.",
+            code="outside_roots",
+        )
+
+
 class PathValue(ValueType):
     """An absolute path in canonical form: no `.`, `..` or empty components, no trailing slash."""
 
     name = "path"
     max_length = 255
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         if not raw.startswith("/"):
             raise self.invalid("Is not an absolute path (it must start with /).")
         components = raw.split("/")[1:]
@@ -297,7 +243,11 @@ class PathValue(ValueType):
             raise self.invalid("Is not in canonical form (no “.”, empty components or trailing slash).")
         if not _PATH.fullmatch(raw):
             raise self.invalid("Contains characters other than letters, digits, and _ . + - /.")
+        check_roots(raw, roots)
         return raw
+
+    def paths(self, value: str) -> tuple[str, ...]:
+        return (value,) if value else ()
 
     def describe(self) -> str:
         return "an absolute path such as /etc/mail/certs/server.pem"
@@ -331,7 +281,7 @@ class HostnameValue(ValueType):
     name = "hostname"
     max_length = 253
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         return _hostname(raw, value_type=self)
 
     def describe(self) -> str:
@@ -371,7 +321,7 @@ class RelayValue(ValueType):
     def __repr__(self) -> str:
         return f"RelayValue(allow_mailer={self.allow_mailer})"
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         mailer, colon, target = raw.partition(":")
         if colon and mailer.lower() in SMTP_MAILERS:
             if not self.allow_mailer:
@@ -416,7 +366,7 @@ class NumberValue(ValueType):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.minimum}, {self.maximum})"
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         pattern = r"-?(?:0|[1-9][0-9]{0,9})" if self.minimum < 0 else r"0|[1-9][0-9]{0,9}"
         if not re.fullmatch(pattern, raw):
             raise self.invalid("Is not a whole number written in plain digits.")
@@ -457,7 +407,7 @@ class IntervalValue(ValueType):
     def __repr__(self) -> str:
         return f"IntervalValue({self.default_unit!r})"
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         if re.fullmatch(r"0|[1-9][0-9]{0,8}", raw):
             if self.default_unit is None:
                 raise self.invalid("Has no unit.")
@@ -493,7 +443,7 @@ class EnumValue(ValueType):
     def __repr__(self) -> str:
         return f"EnumValue({self.choices!r})"
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         try:
             return self._by_folded[raw.lower()]
         except KeyError:
@@ -527,7 +477,7 @@ class WordValue(ValueType):
     name = "name"
     max_length = 64
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         if not _WORD.fullmatch(raw):
             raise self.invalid("Contains characters other than letters, digits, _ and -.")
         return raw
@@ -545,7 +495,7 @@ class ArgumentValue(ValueType):
     name = "argument"
     max_length = 64
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         if not _ARGUMENT.fullmatch(raw):
             raise self.invalid("Contains characters other than letters, digits, and _ . + = / -.")
         if ".." in raw:
@@ -564,7 +514,7 @@ class CipherListValue(ValueType):
 
     name = "cipher list"
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         for element in raw.split(":"):
             if not _CIPHER_ELEMENT.fullmatch(element):
                 raise self.invalid(f"‘{element[:40]}’ is not a cipher list element.")
@@ -582,7 +532,7 @@ class MailboxValue(ValueType):
 
     name = "address"
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         local, at, domain = raw.partition("@")
         if not _LOCAL_PART.fullmatch(local) or ".." in local:
             raise self.invalid(f"‘{local[:40]}’ is not a plain mailbox name.")
@@ -599,7 +549,7 @@ class AddressOrNetworkValue(ValueType):
     name = "address or network"
     allowed_characters = ":"
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         if raw[:5].lower() == "ipv6:":
             rest = raw[5:]
             address = _ipv6(rest)
@@ -637,13 +587,16 @@ class ChoiceOrPathValue(ValueType):
     def __repr__(self) -> str:
         return f"ChoiceOrPathValue({self.keywords.choices!r})"
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         if raw.startswith("/"):
-            return self.path.clean(raw, cf_tree=cf_tree)
+            return self.path.clean(raw, reserved=reserved, roots=roots)
         try:
-            return self.keywords.clean_value(raw, cf_tree=cf_tree)
+            return self.keywords.clean_value(raw, reserved=reserved, roots=roots)
         except ValidationError:
             raise self.invalid(f"‘{raw[:40]}’ is neither a keyword nor an absolute path.", code="choice") from None
+
+    def paths(self, value: str) -> tuple[str, ...]:
+        return (value,) if value.startswith("/") else ()
 
     def describe(self) -> str:
         return f"{self.keywords.describe()}, or {self.path.describe()}"
@@ -667,14 +620,19 @@ class ListValue(ValueType):
     def __repr__(self) -> str:
         return f"ListValue({self.item_type!r}, {self.separator!r})"
 
-    def clean(self, raw: str, *, cf_tree: str | None = None) -> str:
+    def clean(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...] = ()) -> str:
         # Each item gets the global rules from its own type, so an error names the item.
+        check_reported(reserved)
         if not self.present(raw):
             return ""
         check_length(raw, self.max_length)
-        return self.clean_value(raw, cf_tree=cf_tree)
+        return self.clean_value(raw, reserved=reserved, roots=roots)
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def paths(self, value: str) -> tuple[str, ...]:
+        items = value.split(self.separator) if value else []
+        return tuple(path for item in items for path in self.item_type.paths(item))
+
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         if raw[0] in " ," or raw[-1] in " ,":
             raise ValidationError("Starts or ends with a separator.", code="empty_item")
         if re.search(r" *, *, *", raw):
@@ -685,7 +643,7 @@ class ListValue(ValueType):
         cleaned: list[str] = []
         for number, item in enumerate(items, 1):
             try:
-                value = self.item_type.clean(item, cf_tree=cf_tree)
+                value = self.item_type.clean(item, reserved=reserved, roots=roots)
             except ValidationError as exc:
                 raise ValidationError(f"Item {number}: {exc.message}", code=exc.code) from None
             if value in cleaned:
@@ -711,10 +669,10 @@ _DAEMON_MODIFIERS = "abcfsuACEOS"
 class _PortValue(ValueType):
     name = "port"
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         if raw.lower() in ("smtp", "submission", "smtps"):
             return raw.lower()
-        return NumberValue(1, 65535).clean_value(raw, cf_tree=cf_tree)
+        return NumberValue(1, 65535).clean_value(raw, reserved=reserved, roots=roots)
 
     def describe(self) -> str:
         return "a port number from 1 to 65535, or smtp, submission or smtps"
@@ -724,7 +682,7 @@ class _ListenAddressValue(ValueType):
     name = "listen address"
     allowed_characters = ":"
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         address = _ipv4(raw) or _ipv6(raw)
         if address is None:
             raise self.invalid(f"‘{raw[:45]}’ is not an IP address.")
@@ -737,7 +695,7 @@ class _ListenAddressValue(ValueType):
 class _ModifiersValue(ValueType):
     name = "modifiers"
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         if any(letter not in _DAEMON_MODIFIERS for letter in raw) or len(set(raw)) != len(raw):
             raise self.invalid("Has a letter that is not a daemon modifier, or one given twice.")
         return raw
@@ -762,7 +720,7 @@ class DaemonPortValue(ValueType):
         "M": _ModifiersValue(),
     }
 
-    def clean_value(self, raw: str, *, cf_tree: str | None) -> str:
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
         fields: dict[str, str] = {}
         for part in re.split(r" *, *", raw):
             key, equals, value = part.partition("=")
@@ -772,7 +730,7 @@ class DaemonPortValue(ValueType):
             if canonical in fields:
                 raise ValidationError(f"{canonical}= is given twice.", code="duplicate")
             try:
-                fields[canonical] = self.FIELDS[canonical].clean(value, cf_tree=cf_tree)
+                fields[canonical] = self.FIELDS[canonical].clean(value, reserved=reserved, roots=roots)
             except ValidationError as exc:
                 raise ValidationError(f"{canonical}=: {exc.message}", code=exc.code) from None
         if "Port" not in fields:
@@ -783,9 +741,9 @@ class DaemonPortValue(ValueType):
                 raise self.invalid(f"Addr={fields['Addr']} does not belong to Family={fields['Family']}.")
         return ",".join(f"{key}={value}" for key, value in fields.items())
 
-    def compose(self, fields: dict[str, str], *, cf_tree: str | None = None) -> str:
+    def compose(self, fields: dict[str, str], *, reserved: frozenset[str], roots: tuple[str, ...] = ()) -> str:
         """The cleaned value from separate form fields (empty ones left out)."""
-        return self.clean(",".join(f"{k}={v}" for k, v in fields.items() if v), cf_tree=cf_tree)
+        return self.clean(",".join(f"{k}={v}" for k, v in fields.items() if v), reserved=reserved, roots=roots)
 
     def fields(self, value: str) -> dict[str, str]:
         """A cleaned value split back into its fields, for a form to show."""

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 
 from mailadmin.cf import catalog
-from mailadmin.cf.m4safe import check_words, macro_names
+from mailadmin.cf.m4safe import check_reported, check_words
+from mailadmin.cf.paths import under_any
 
 STAMP_MACRO = "confCF_VERSION"
 BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -222,16 +223,23 @@ def _recognise(unit: str) -> _Candidate | None:
     return None
 
 
-def _why_not(value_type, value: str, cf_tree: str | None) -> str:
+def _why_not(value_type, value: str, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
     """Why a value read from a file cannot be managed as is ("" if it can)."""
     try:
-        cleaned = value_type.clean(value, cf_tree=cf_tree)
+        cleaned = value_type.clean(value, reserved=reserved, roots=roots)
     except ValidationError as exc:
         return exc.messages[0]
     return "" if cleaned == value else f"the console would write it as ‘{cleaned}’"
 
 
-def _managed(candidate: _Candidate, unit: str, line: int, cf_tree: str | None, notes: list[str]) -> Segment:
+def _managed(
+    candidate: _Candidate,
+    unit: str,
+    line: int,
+    reserved: frozenset[str],
+    roots: tuple[str, ...],
+    notes: list[str],
+) -> Segment:
     if candidate.kind in ("define", "call"):
         value = candidate.args[0]
         if candidate.kind == "define" and candidate.name == STAMP_MACRO:
@@ -239,7 +247,7 @@ def _managed(candidate: _Candidate, unit: str, line: int, cf_tree: str | None, n
         spec = catalog.BY_M4.get(candidate.name)
         if spec is None or (spec.kind == catalog.CALL) != (candidate.kind == "call"):
             return Unmanaged(unit)
-        why = "a value is required" if value == "" else _why_not(spec.type, value, cf_tree)
+        why = "a value is required" if value == "" else _why_not(spec.type, value, reserved, roots)
         if why:
             notes.append(f"line {line}: {spec.name} ‘{value[:60]}’ is kept as written: {why}")
             return Unmanaged(unit)
@@ -251,7 +259,7 @@ def _managed(candidate: _Candidate, unit: str, line: int, cf_tree: str | None, n
     values = catalog.feature_values(candidate.name, candidate.args)
     why = "" if values is not None else "it uses arguments the console does not model"
     for arg_spec, value in zip(spec.args, values or (), strict=False):
-        why = why or (value and _why_not(arg_spec.type, value, cf_tree))
+        why = why or (value and _why_not(arg_spec.type, value, reserved, roots))
     if not why and catalog.feature_m4_args(candidate.name, values) != catalog.trimmed(candidate.args):
         why = "the console would write its arguments differently"
     if why:
@@ -285,7 +293,10 @@ def _demote_conflicting(segments: list[Segment], notes: list[str]) -> None:
 _REST_KEPT = "the rest of the file is kept as written"
 
 
-def parse_mc(text: str, *, cf_tree: str | None = None) -> McDocument:
+def parse_mc(text: str, *, reserved: frozenset[str], roots: tuple[str, ...] = ()) -> McDocument:
+    """The file's segments. A value is managed only if its type accepts it as written for this
+    instance (`reserved`: its macro names, `roots`: its directories); otherwise it stays verbatim."""
+    check_reported(reserved)
     segments: list[Segment] = []
     notes: list[str] = []
     for line, unit, trusted in _constructs(text):
@@ -295,7 +306,7 @@ def parse_mc(text: str, *, cf_tree: str | None = None) -> McDocument:
             segments.append(Unmanaged(unit))
             continue
         candidate = _recognise(unit)
-        segment = Unmanaged(unit) if candidate is None else _managed(candidate, unit, line, cf_tree, notes)
+        segment = Unmanaged(unit) if candidate is None else _managed(candidate, unit, line, reserved, roots, notes)
         if isinstance(segment, Unmanaged) and candidate is None and not unit.startswith(("dnl", "#")):
             for name in _SETS_CATALOG_NAME.findall(unit):
                 if name in catalog.BY_M4:
@@ -303,6 +314,40 @@ def parse_mc(text: str, *, cf_tree: str | None = None) -> McDocument:
         segments.append(segment)
     _demote_conflicting(segments, notes)
     return McDocument(segments, notes)
+
+
+def declared_paths(text: str) -> list[tuple[str, str]]:
+    """(what, path) for every path-typed value the .mc sets with a construct the parser recognises,
+    valid or not, managed or kept verbatim: the agent checks them against its roots before it builds
+    or installs. A FEATURE written in a form the catalog does not model contributes every word of
+    its arguments that starts with `/` (map specs such as `hash -o /path`)."""
+    found: list[tuple[str, str]] = []
+    for _, unit, trusted in _constructs(text):
+        candidate = _recognise(unit) if trusted else None
+        if candidate is None:
+            continue
+        if candidate.kind in ("define", "call"):
+            spec = catalog.BY_M4.get(candidate.name)
+            if spec is not None:
+                found.extend(catalog.path_values({spec.name: candidate.args[0]}, {}))
+            continue
+        if candidate.name not in catalog.FEATURES:
+            continue
+        values = catalog.feature_values(candidate.name, candidate.args)
+        if values is not None:
+            found.extend(catalog.path_values({}, {candidate.name: values}))
+        else:
+            words = (word for arg in candidate.args for word in arg.split())
+            found.extend((f"FEATURE({candidate.name})", word) for word in words if word.startswith("/"))
+    return found
+
+
+def paths_outside(mc_text: str, options: dict[str, str], roots: tuple[str, ...]) -> list[str]:
+    """`what=path` for each path-typed value of a build that does not lie under one of `roots`: its
+    options (cf name → value, a build's expected_options) and every option or FEATURE line of its
+    .mc, the ones kept verbatim included. Empty roots: every path is outside."""
+    found = catalog.path_values(options, {}) + declared_paths(mc_text)
+    return [f"{what}={path}" for what, path in dict.fromkeys(found) if not under_any(path, roots)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,22 +364,27 @@ def _feature_text(name: str, args: tuple[str, ...]) -> str:
 
 
 def _check_inputs(
-    options: dict[str, str], features: dict[str, tuple[str, ...]], build_id: str, cf_tree: str | None
+    options: dict[str, str],
+    features: dict[str, tuple[str, ...]],
+    build_id: str,
+    reserved: frozenset[str],
+    roots: tuple[str, ...],
 ) -> None:
     if not BUILD_ID.fullmatch(build_id):
         raise UnsafeValue(f"build id {build_id!r}: letters, digits, and . _ - only (at most 64)")
     try:
-        check_words(build_id, macro_names(cf_tree))
+        check_reported(reserved)
+        check_words(build_id, reserved)
     except ValidationError as exc:
         raise UnsafeValue(f"build id {build_id!r}: {exc.message}") from None
     for name, value in options.items():
         spec = catalog.OPTIONS.get(name)
         if spec is None:
             raise UnsafeValue(f"{name} is not an option in the catalog")
-        why = _why_not(spec.type, value, cf_tree)
+        why = _why_not(spec.type, value, reserved, roots)
         if why:
             raise UnsafeValue(f"{name} ‘{value[:60]}’: {why}")
-    problems = catalog.check_features(features, cf_tree=cf_tree)
+    problems = catalog.check_features(features, reserved=reserved, roots=roots)
     if problems:
         raise UnsafeValue("; ".join(problems))
 
@@ -345,14 +395,16 @@ def render_mc(
     features: dict[str, tuple[str, ...]],
     build_id: str,
     *,
-    cf_tree: str | None = None,
+    reserved: frozenset[str],
+    roots: tuple[str, ...] = (),
 ) -> str:
     """The .mc for these values: doc's unmanaged text in place, managed lines from the values.
 
-    Raises UnsafeValue for a value that is not a cleaned catalog value or a FEATURE set m4 would
-    reject: rendering is the last point before m4, so it does not trust its callers.
+    Raises UnsafeValue for a value that is not a cleaned catalog value (for this instance's macro
+    names `reserved` and directories `roots`) or a FEATURE set m4 would reject: rendering is the
+    last point before m4, so it does not trust its callers.
     """
-    _check_inputs(options, features, build_id, cf_tree)
+    _check_inputs(options, features, build_id, reserved, roots)
     segments = doc.segments
     features = {name: catalog.trimmed(tuple(args)) for name, args in features.items()}
     ostype = next((i for i, s in enumerate(segments) if _starts_with_call(s, "OSTYPE")), None)

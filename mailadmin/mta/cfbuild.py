@@ -1,5 +1,10 @@
 """Build, install and roll back a server's sendmail.cf.
 
+Before either, the agent checks every path-typed value of the build (its option values and each
+option or FEATURE line of its .mc) against the roots of its own configuration for the instance:
+PidFile=/etc/shadow would have root's sendmail overwrite that file. A path outside them refuses
+the build or install before anything is staged or touched.
+
 build:   the rendered .mc → m4 → `sendmail -C staged.cf -bt` → every managed value must appear
          verbatim in its `O Name=value` line → diff against the live cf. Nothing live is touched.
 install: keep the live cf as sendmail.cf.prev, put the new one in place (temp file, fsync,
@@ -22,9 +27,11 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from mailadmin.cf import mcfile
 from mailadmin.cf.catalog import OPTIONS
 from mailadmin.models import ConfigBuild, InstallJob, MailServer
-from mailadmin.mta import daemon
+from mailadmin.mta import agent, daemon
+from mailadmin.mta.files import write_atomically
 from mailadmin.mta.gateway import CommandFailed, Mta
 
 Progress = Callable[[int, str], None]
@@ -37,6 +44,23 @@ class BuildFailed(Exception):
 
 class InstallFailed(Exception):
     pass
+
+
+def paths_outside_roots(row: ConfigBuild) -> list[str]:
+    """`what=path` for each path-typed value of the build outside the roots this agent's own
+    configuration declares for the instance (NotServedHere if it serves no such instance)."""
+    roots = agent.instance(row.server.name).roots
+    return mcfile.paths_outside(row.mc_text, row.expected_options or {}, roots)
+
+
+def refuse_paths_outside_roots(row: ConfigBuild, error: type[Exception], what: str) -> None:
+    outside = paths_outside_roots(row)
+    if outside:
+        roots = ", ".join(agent.instance(row.server.name).roots)
+        raise error(
+            f"the agent refuses to {what} build {row.build_id}: these paths lie outside the directories "
+            f"it serves for {row.server.name} ({roots}): {', '.join(outside)}"
+        )
 
 
 def staging_dir(server: MailServer) -> Path:
@@ -58,26 +82,6 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_atomically(target: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a sibling temp file, fsync it, rename it over the target, fsync the directory."""
-    temp = target.with_name(f".{target.name}.mailadmin-tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def unified_diff(old: str, new: str, old_name: str, new_name: str) -> str:
     return "".join(
         difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), old_name, new_name, n=2)
@@ -93,6 +97,7 @@ def read_text(path: Path) -> str:
 
 def build(row: ConfigBuild, mta: Mta, progress: Progress) -> None:
     server = row.server
+    refuse_paths_outside_roots(row, BuildFailed, "build")
     stage = staging_dir(server)
     staged_mc, staged_cf = stage / f"{row.build_id}.mc", stage / f"{row.build_id}.cf"
     log: list[str] = []
@@ -189,6 +194,7 @@ def install(job: InstallJob, mta: Mta, progress: Progress) -> str:
     A rerun that finds the build's cf already live does not touch the .prev files again.
     """
     server, row = job.server, job.build
+    refuse_paths_outside_roots(row, InstallFailed, "install")
     live_cf, live_access = Path(server.cf_path), Path(server.access_path)
     prev_cf, prev_access = previous_paths(server)
     with install_lock(server):

@@ -220,11 +220,22 @@ def run_m4(m4_bin: str, mc_path: Path, cf_path: Path, *, timeout: float) -> Comm
     return result
 
 
+class BinaryRefused(MtaError):
+    """A program that is not one of the binaries this host's agent configuration pins."""
+
+
 class Mta:
-    """The commands the console runs against one MailServer, each one written to the audit log."""
+    """The commands the agent runs against one of its instances, each one written to the audit log.
+
+    The server row is bound to the agent's own configuration first (mailadmin.mta.agent): its
+    paths and binaries come from the host, and a process that is not the instance's agent
+    (the web tier, the central worker) gets NotServedHere before anything runs.
+    """
 
     def __init__(self, server, *, user=None, while_waiting: Callable[[], None] | None = None):
-        self.server = server
+        from mailadmin.mta import agent
+
+        self.server = agent.bind(server)
         self.user = user
         self.while_waiting = while_waiting
 
@@ -239,6 +250,7 @@ class Mta:
         from mailadmin import audit
         from mailadmin.models import AuditEvent
 
+        self.refuse_unpinned(action, argv)
         event = audit.record(action, user=self.user, server=self.server, argv=argv, outcome=AuditEvent.Outcome.STARTED)
         try:
             result = call()
@@ -255,6 +267,20 @@ class Mta:
             detail=(result.stderr_text.strip() + "\n" + result.stdout_text.strip()[:4000]).strip(),
         )
         return result
+
+    def refuse_unpinned(self, action: str, argv: list[str]) -> None:
+        """Run nothing but the exact sendmail, m4 and makemap of the agent's configuration (audited when refused)."""
+        from mailadmin import audit
+        from mailadmin.models import AuditEvent
+        from mailadmin.mta import agent
+
+        if argv and argv[0] in agent.pinned_binaries():
+            return
+        message = f"{argv[0] if argv else '(empty)'} is not a binary this host's agent configuration pins; not run"
+        audit.record(
+            action, user=self.user, server=self.server, argv=argv, outcome=AuditEvent.Outcome.DENIED, detail=message
+        )
+        raise BinaryRefused(message)
 
     def sendmail_argv(self, *args: str, cf_path: str | None = None) -> list[str]:
         server = self.server
@@ -319,9 +345,21 @@ class Mta:
 
     def makemap_types(self) -> list[str]:
         """Map types this makemap can build (`makemap -l`), e.g. hash, btree, cdb (read-only, not audited)."""
-        return run([self.server.makemap_bin, "-l"], timeout=10).stdout_text.split()
+        argv = [self.server.makemap_bin, "-l"]
+        self.refuse_unpinned("makemap -l", argv)
+        return run(argv, timeout=10).stdout_text.split()
 
     def version_report(self) -> CommandResult:
         """`sendmail -d0.1 -bt`: the binary's version and compile options (read-only, not audited)."""
         # Short timeout: a page waits for this, and the answer is a few lines printed at once.
-        return run(self.sendmail_argv("-d0.1", "-bt"), timeout=10, stdin=b"")
+        argv = self.sendmail_argv("-d0.1", "-bt")
+        self.refuse_unpinned("sendmail version", argv)
+        return run(argv, timeout=10, stdin=b"")
+
+
+def mta_for(item) -> Mta:
+    """The gateway for a work row's commands: audited as its requester's, renewing its lease
+    while a program runs."""
+    from mailadmin import work
+
+    return Mta(item.server, user=item.created_by, while_waiting=work.lease_keeper(item))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from mailadmin.mta import agent
+from mailadmin.mta.files import replace_with, write_atomically
 from mailadmin.mta.gateway import Mta
 
 # Relay target for queue runs: a loopback address that is not one of sendmail's own names,
@@ -147,32 +149,65 @@ def check_cf_values(cf_text: str, expected: dict[str, str]) -> list[str]:
     return [f"O {name}={value}" for name, value in expected.items() if f"O {name}={value}" not in present]
 
 
-def embedded_defaults(name: str, root: Path, port: int, address: str = "127.0.0.1") -> dict:
+def embedded_instance(
+    name: str, root: Path, port: int, address: str = "127.0.0.1", log_file: str | None = None
+) -> agent.Instance:
+    """The agent's description of an embedded instance under `root` (its roots: the instance
+    directory and the log's directory)."""
     layout = Layout(root)
-    return {
-        "embedded": True,
-        "description": f"Embedded instance under {root}",
-        "hostname": qualified_hostname(),
-        "conf_dir": str(layout.conf_dir),
-        "mc_path": str(layout.conf("sendmail.mc")),
-        "cf_path": str(layout.conf("sendmail.cf")),
-        "access_path": str(layout.conf("access")),
-        "cert_dir": str(layout.conf("certs")),
-        "queue_dir": str(layout.spool / "mqueue"),
-        "pid_file": str(layout.run_dir / "sendmail.pid"),
-        "log_file": SYSTEM_MAIL_LOG if Path(SYSTEM_MAIL_LOG).exists() else str(settings.MAILADMIN_LOG_SINK),
-        "syslog_tag": f"sm-{name}"[:40],
-        "smtp_address": address,
-        "smtp_port": port,
-        "celery_queue": f"mta.{name}",
-    }
+    if log_file is None:
+        log_file = SYSTEM_MAIL_LOG if Path(SYSTEM_MAIL_LOG).exists() else str(settings.MAILADMIN_LOG_SINK)
+    roots = [os.path.realpath(root)]
+    log_dir = os.path.realpath(os.path.dirname(log_file))
+    if not any(os.path.commonpath([r, log_dir]) == r for r in roots):
+        roots.append(log_dir)
+    return agent.Instance(
+        name=name,
+        hostname=qualified_hostname(),
+        roots=tuple(roots),
+        conf_dir=str(layout.conf_dir),
+        mc_path=str(layout.conf("sendmail.mc")),
+        cf_path=str(layout.conf("sendmail.cf")),
+        access_path=str(layout.conf("access")),
+        cert_dir=str(layout.conf("certs")),
+        queue_dir=str(layout.spool / "mqueue"),
+        pid_file=str(layout.run_dir / "sendmail.pid"),
+        log_file=log_file,
+        syslog_tag=f"sm-{name}"[:40],
+        sendmail_bin=agent.DEFAULT_BINARIES["sendmail"],
+        m4_bin=agent.DEFAULT_BINARIES["m4"],
+        makemap_bin=agent.DEFAULT_BINARIES["makemap"],
+        cf_tree=agent.DEFAULT_CF_TREE,
+        smtp_address=address,
+        smtp_port=port,
+        queue_interval="30m",
+        embedded=True,
+        description=f"Embedded instance under {root}",
+    )
+
+
+def write_agent_config(
+    path: Path, host: str, instances: list[agent.Instance], join_token: str = ""
+) -> agent.AgentConfig:
+    """Write (0600) and validate an agent configuration for embedded instances; returns it parsed.
+
+    The instance directories are created first (root-only), since the agent refuses roots that
+    do not exist.
+    """
+    for inst in instances:
+        for root in inst.roots:
+            Path(root).mkdir(parents=True, exist_ok=True)
+        os.chmod(inst.roots[0], 0o700)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, agent.render(host, instances, join_token).encode(), mode=0o600)
+    return agent.load_file(path)
 
 
 def write_support_files(server) -> None:
     """Directories and the small files sendmail expects; existing files are kept as they are."""
     layout = Layout(Path(server.conf_dir).parent.parent)
     for directory, mode in [
-        (layout.root, 0o755),
+        (layout.root, 0o700),
         (layout.root / "etc", 0o755),
         (layout.conf_dir, 0o755),
         (Path(server.cert_dir), 0o700),
@@ -208,19 +243,6 @@ def write_support_files(server) -> None:
         status_file.write_text("")
 
 
-def install_file(staged: Path, target: Path) -> None:
-    """rename() a fully written, fsynced file over the target and make the rename durable."""
-    with open(staged, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.chmod(staged, 0o644)
-    os.replace(staged, target)
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def build_base_cf(server, mta: Mta) -> str:
     """Write the base .mc, build it with m4, let sendmail check it, install it atomically.
 
@@ -252,8 +274,8 @@ def build_base_cf(server, mta: Mta) -> str:
                 "m4 changed these values (a word in the path is an m4 macro name; move the instance): "
                 + ", ".join(missing)
             )
-        install_file(staged_mc, mc_path)
-        install_file(staged_cf, cf_path)
+        replace_with(staged_mc, mc_path)
+        replace_with(staged_cf, cf_path)
     finally:
         for leftover in (staged_mc, staged_cf):
             leftover.unlink(missing_ok=True)

@@ -12,7 +12,16 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from mailadmin.models import AccessEntry, AuditEvent, ConfigBuild, InstallJob, MailServer, ServiceAction
+from mailadmin.models import (
+    AccessEntry,
+    AgentRequest,
+    AuditEvent,
+    ConfigBuild,
+    HostSnapshot,
+    InstallJob,
+    MailServer,
+    ServiceAction,
+)
 from mailadmin.roles import Role
 from tlsconfig.models import Certificate, Deployment, TlsJob
 
@@ -65,6 +74,14 @@ def scene(db):
     build = ConfigBuild.objects.create(pk=action.pk, server=server, mc_text="dnl\n")
     InstallJob.objects.create(pk=action.pk, server=server, build=build)
     AccessEntry.objects.create(pk=action.pk, server=server, tag="Connect", key="192.0.2", value="REJECT")
+    AgentRequest.objects.create(pk=action.pk, server=server, kind="map lookup", params={"map": "access", "key": "x"})
+    # What the host's agent last saw: every page reads this row, none touches the MTA.
+    HostSnapshot.objects.create(
+        server=server,
+        taken_at=timezone.now(),
+        daemon={"pid": None, "process_alive": False, "banner": "", "banner_error": "Connection refused"},
+        cf={"path": server.cf_path, "exists": False, "error": "No such file or directory"},
+    )
     certificate = Certificate.objects.create(
         pk=action.pk,
         server=server,
@@ -93,6 +110,7 @@ def snapshot():
         list(ConfigBuild.objects.values()),
         list(InstallJob.objects.values()),
         list(AccessEntry.objects.values()),
+        list(AgentRequest.objects.values()),
         list(Certificate.objects.values()),
         list(TlsJob.objects.values()),
         list(Deployment.objects.values()),

@@ -4,19 +4,15 @@ import re
 
 import pytest
 
+from testing.browser import log_in
+
 pytestmark = pytest.mark.browser
 
 
-def log_in(page, live_server, user):
-    page.goto(f"{live_server.url}/")
-    assert "/login/" in page.url
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", "correct horse battery")
-    page.click("form [type=submit]")
-    page.wait_for_load_state()
-
-
 def test_an_administrator_logs_in_and_sees_the_live_daemon(page, live_server, mta_server, administrator, tmp_path):
+    from mailadmin.mta import snapshot
+
+    snapshot.take(mta_server)  # what the host's agent writes every few seconds
     log_in(page, live_server, administrator)
     page.goto(f"{live_server.url}/servers/{mta_server.name}/")
     body = page.inner_text("body")
@@ -27,10 +23,11 @@ def test_an_administrator_logs_in_and_sees_the_live_daemon(page, live_server, mt
 
 
 def test_the_dashboard_says_plainly_when_the_daemon_is_down(page, live_server, mta_server, viewer):
-    from mailadmin.mta import daemon
+    from mailadmin.mta import daemon, snapshot
     from mailadmin.mta.gateway import Mta
 
     daemon.stop(mta_server, Mta(mta_server))
+    snapshot.take(mta_server)
     try:
         log_in(page, live_server, viewer)
         page.goto(f"{live_server.url}/servers/{mta_server.name}/")

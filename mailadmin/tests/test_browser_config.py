@@ -7,7 +7,7 @@ import pytest
 
 from mailadmin import config
 from mailadmin.mta import daemon
-from mailadmin.tests.test_browser import log_in
+from testing.browser import log_in
 
 pytestmark = pytest.mark.browser
 

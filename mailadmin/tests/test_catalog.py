@@ -11,10 +11,14 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from mailadmin.cf import catalog, m4safe, mcfile
+from mailadmin.mta import macronames
 from mailadmin.mta.gateway import CommandFailed, m4_errors, run_m4
 
 M4 = "/usr/bin/m4"
 CF_TREE = Path("/usr/share/sendmail/cf")
+RESERVED = macronames.macro_names(str(CF_TREE), M4)
+# The directories the agent declares; the map files and mailer programs below lie under them.
+ROOTS = ("/etc/mail", "/usr/local/bin", "/usr/lib/sm.bin")
 PROTO = (CF_TREE / "m4" / "proto.m4").read_text()
 CFHEAD = (CF_TREE / "m4" / "cfhead.m4").read_text()
 # _OPTION(Name, `m4 name', `default shown as #O Name=default when unset')
@@ -119,11 +123,11 @@ def test_the_issues_options_are_all_there_with_their_documented_defaults():
     defaults = {n: catalog.OPTIONS[n].default for n in ("Timeout.starttls", "ConnectionRateWindowSize")}
     assert defaults == {"Timeout.starttls": "1h", "ConnectionRateWindowSize": "60s"}
     assert catalog.OPTIONS["RejectLogInterval"].default == "3h"
-    assert catalog.OPTIONS["TLSSrvOptions"].type.clean("V") == "V"
-    assert catalog.OPTIONS["QueueSortOrder"].type.clean("none") == "none"
+    assert catalog.OPTIONS["TLSSrvOptions"].type.clean("V", reserved=RESERVED) == "V"
+    assert catalog.OPTIONS["QueueSortOrder"].type.clean("none", reserved=RESERVED) == "none"
     for value in ("true", "false", "interactive", "postmilter"):
-        catalog.OPTIONS["SuperSafe"].type.clean(value)
-    assert catalog.OPTIONS["InputMailFilters"].type.clean("a b") == "a,b"
+        catalog.OPTIONS["SuperSafe"].type.clean(value, reserved=RESERVED)
+    assert catalog.OPTIONS["InputMailFilters"].type.clean("a b", reserved=RESERVED) == "a,b"
     eight_thirteen = {n for n, s in catalog.OPTIONS.items() if s.since == "8.13" or "8.13" in s.revised}
     assert {"ConnectionRateWindowSize", "FallbackSmartHost", "RejectLogInterval", "SuperSafe", "PidFile"} <= (
         eight_thirteen
@@ -196,7 +200,7 @@ def test_available_says_why_an_option_or_feature_is_missing():
     ],
 )
 def test_check_features_explains_what_m4_would_reject(selected, fragment):
-    problems = catalog.check_features(selected)
+    problems = catalog.check_features(selected, reserved=RESERVED, roots=ROOTS)
     assert any(fragment in problem for problem in problems), problems
 
 
@@ -208,7 +212,7 @@ def test_a_consistent_selection_has_no_problems():
         "conncontrol": ("nodelay",),
         "greet_pause": ("5000",),
     }
-    assert catalog.check_features(selected) == []
+    assert catalog.check_features(selected, reserved=RESERVED, roots=ROOTS) == []
     assert catalog.feature_warnings(selected) == []
     assert catalog.feature_warnings({"block_bad_helo": ()}) != []
     assert catalog.feature_warnings({"greet_pause": ("500",)}) != []
@@ -246,8 +250,9 @@ def test_check_features_flags_exactly_the_cases_where_m4_prints_error_and_exits_
         lines = "".join(raw_feature_line(n, selected[n]) for n in catalog.feature_order(selected))
         _, errors = m4_run(HEAD + lines + TAIL, tmp_path / str(number))
         outcomes.add(bool(errors))
-        if bool(errors) != bool(catalog.check_features(selected)):
-            disagreements.append((selected, errors, catalog.check_features(selected)))
+        problems = catalog.check_features(selected, reserved=RESERVED, roots=ROOTS)
+        if bool(errors) != bool(problems):
+            disagreements.append((selected, errors, problems))
     assert disagreements == []
     assert outcomes == {True, False}
 
@@ -311,8 +316,8 @@ EVERY_FEATURE = {
 
 def test_every_feature_builds_cleanly_with_its_values_verbatim(tmp_path):
     assert set(EVERY_FEATURE) == set(catalog.FEATURES)
-    doc = mcfile.parse_mc(HEAD + TAIL)
-    mc = mcfile.render_mc(doc, {}, EVERY_FEATURE, "features")
+    doc = mcfile.parse_mc(HEAD + TAIL, reserved=RESERVED, roots=ROOTS)
+    mc = mcfile.render_mc(doc, {}, EVERY_FEATURE, "features", reserved=RESERVED, roots=ROOTS)
     (tmp_path / "t.mc").write_text(mc)
     result = run_m4(M4, tmp_path / "t.mc", tmp_path / "t.cf", timeout=30)
     assert result.stderr_text == ""
@@ -336,7 +341,68 @@ def test_feature_arguments_round_trip_through_m4_form():
 
 def test_argument_types_refuse_what_would_reach_m4_raw():
     lmtp_args = catalog.FEATURES["local_lmtp"].args[1].type
-    assert lmtp_args.clean("lmtp -z") == "lmtp -z"
+    assert lmtp_args.clean("lmtp -z", reserved=RESERVED) == "lmtp -z"
     for hostile in ("$u", "lmtp;id", "a,b)", "../x"):
         with pytest.raises(ValidationError):
-            lmtp_args.clean(hostile)
+            lmtp_args.clean(hostile, reserved=RESERVED)
+
+
+# ---------------------------------------------------------------------------------------------
+# Path-typed values: under the instance's roots when set, listed for the agent to check again
+
+
+# Every option and FEATURE argument that names a file or directory root's sendmail opens, writes or runs.
+PATH_OPTIONS = {
+    "CACertFile",
+    "CACertPath",
+    "ServerCertFile",
+    "ServerKeyFile",
+    "ClientCertFile",
+    "ClientKeyFile",
+    "CRLFile",
+    "CRLPath",
+    "DHParameters",
+    "QueueDirectory",
+    "HostStatusDirectory",
+    "PidFile",
+    "AliasFile",
+    "HelpFile",
+    "StatusFile",
+    "ControlSocketName",
+    "DeadLetterDrop",
+    "ServiceSwitchFile",
+    "HostsFile",
+    "SafeFileEnvironment",
+}
+PATH_FEATURE_ARGS = {
+    ("access_db", "map file"),
+    ("local_lmtp", "mailer path"),
+    ("smrsh", "smrsh path"),
+    ("virtusertable", "map file"),
+    ("mailertable", "map file"),
+}
+
+
+def test_every_path_typed_option_and_feature_argument_is_listed_for_the_agent():
+    options = {name: "/nowhere/x" for name in catalog.OPTIONS}
+    features = {name: ("/nowhere/x",) * len(spec.args) for name, spec in catalog.FEATURES.items()}
+    found = catalog.path_values(options, features)
+    assert {what for what, _ in found if not what.startswith("FEATURE(")} == PATH_OPTIONS
+    listed = {what for what, _ in found if what.startswith("FEATURE(")}
+    assert listed == {f"FEATURE({name}) {arg}" for name, arg in PATH_FEATURE_ARGS}
+    assert {path for _, path in found} == {"/nowhere/x"}
+    assert catalog.path_values({"DHParameters": "none", "PidFile": "", "NoSuchOption": "/x"}, {"nosuch": ("/x",)}) == []
+
+
+def test_a_map_file_or_mailer_outside_the_roots_is_refused_naming_the_roots():
+    for selected in (
+        {"access_db": ("hash", "/etc/shadow")},
+        {"virtusertable": ("hash", "/root/.ssh/authorized_keys")},
+        {"local_lmtp": ("/bin/sh",)},
+        {"smrsh": ("/usr/bin/env",)},
+    ):
+        problems = catalog.check_features(selected, reserved=RESERVED, roots=ROOTS)
+        assert any("outside this instance's directories" in p and "/etc/mail" in p for p in problems), problems
+    assert catalog.check_features({"access_db": ("hash", "/etc/mail/access")}, reserved=RESERVED, roots=ROOTS) == []
+    no_roots = catalog.check_features({"access_db": ("hash", "/etc/mail/access")}, reserved=RESERVED, roots=())
+    assert any("has not declared its directories" in p for p in no_roots)

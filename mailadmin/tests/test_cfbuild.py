@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_LEASE_SECONDS, wait_for
 from mailadmin import work
 from mailadmin.models import ConfigBuild, InstallJob
 from mailadmin.mta import cfbuild, daemon
 from mailadmin.mta.gateway import Mta
-from mailadmin.tests.test_work import wait_terminal
 from mailadmin.work import WorkStatus
+from testing.processes import TEST_LEASE_SECONDS, wait_for
+from testing.work import wait_terminal
 
 
 def stamped_mc(server, build_id: str, extra: str = "") -> str:
@@ -125,7 +125,8 @@ def test_a_cf_that_kills_the_daemon_is_rolled_back_automatically(instance_files)
     good = run_build(new_build(server))
     assert run_install(good).status == WorkStatus.DONE
     fatal = new_build(server)
-    fatal.mc_text = fatal.mc_text.replace(server.queue_dir, "/nonexistent/mqueue")
+    # A queue directory under the instance's roots that does not exist: the daemon dies at start.
+    fatal.mc_text = fatal.mc_text.replace(server.queue_dir, f"{server.queue_dir}-missing")
     fatal.save()
     assert run_build(fatal).status == WorkStatus.DONE  # sendmail -bt does not notice a missing queue directory
 

@@ -5,14 +5,21 @@ test_m4safe.py puts the whole corpus through every typed field's validator; here
 goes through the real views for each kind of value, to prove the pages use those validators.
 """
 
+import os
 import re
 
 import pytest
 from django.contrib.messages import get_messages
+from django.core.exceptions import ValidationError
 
+from mailadmin import config
 from mailadmin.cf import catalog
-from mailadmin.models import AccessEntry, AuditEvent, ConfigValue, FeatureSetting, MailServer
-from mailadmin.tests.hostile_values import hostile_values
+from mailadmin.models import AccessEntry, AuditEvent, ConfigBuild, ConfigValue, FeatureSetting, MailServer
+from mailadmin.mta import macronames
+from testing.hostile_values import hostile_values
+
+# What the host's agent reports for its cf tree (computed once for the module, as an agent would).
+RESERVED_WORDS = sorted(macronames.macro_names("/usr/share/sendmail/cf", "/usr/bin/m4"))
 
 # One option per kind of value; every validator gets a slice of the corpus through a real POST.
 FIELDS_BY_TYPE: dict[str, str] = {}
@@ -21,7 +28,16 @@ for option_name, spec in catalog.OPTIONS.items():
 
 
 @pytest.fixture
-def server(db):
+def instance_root(tmp_path):
+    """The one directory the agent declares for the instance, with a link inside it pointing out."""
+    root = tmp_path / "instance"
+    (root / "run").mkdir(parents=True)
+    (root / "escape").symlink_to("/etc")
+    return os.path.realpath(root)
+
+
+@pytest.fixture
+def server(db, instance_root):
     return MailServer.objects.create(
         name="edge",
         hostname="mx.example.org",
@@ -33,6 +49,8 @@ def server(db):
         queue_dir="/nonexistent/mqueue",
         pid_file="/nonexistent/sendmail.pid",
         celery_queue="mta.edge",
+        roots=[instance_root],
+        reserved_words=RESERVED_WORDS,
     )
 
 
@@ -121,3 +139,96 @@ def test_an_access_key_is_stored_only_as_a_plain_token(server, corpus):
         except ValidationError:
             continue
         assert PLAIN_TOKEN.match(key), key
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths lie under the roots the instance's agent declared
+
+
+def last_error(client, path, data) -> list[str]:
+    """The error this POST added, if it added one (messages of earlier POSTs are still queued before it)."""
+    response = client.post(path, data)
+    assert response.status_code == 302
+    *_, last = get_messages(response.wsgi_request)
+    return [last.message] if last.level_tag == "error" else []
+
+
+def option_errors(client, server, name, value) -> list[str]:
+    return last_error(client, f"/servers/{server.name}/config/option/", {"name": name, "value": value})
+
+
+def test_a_pidfile_outside_the_instances_roots_is_refused_when_set(
+    server, instance_root, administrator, client, mta_untouched
+):
+    client.force_login(administrator)
+    for name, value in [
+        ("PidFile", "/etc/shadow"),
+        ("DeadLetterDrop", "/root/.ssh/authorized_keys"),
+        ("ControlSocketName", f"{instance_root}-evil/control"),
+        ("SafeFileEnvironment", f"{instance_root}/escape"),
+        ("ServerKeyFile", f"{instance_root}/escape/shadow"),
+        ("DHParameters", "/etc/ssl/dh.pem"),
+    ]:
+        errors = option_errors(client, server, name, value)
+        assert errors and errors[0].startswith(f"{name}: "), (name, value)
+        assert "outside this instance's directories" in errors[0] and instance_root in errors[0], errors
+    errors = option_errors(client, server, "PidFile", f"{instance_root}/run/../../../etc/shadow")
+    assert errors and "“..”" in errors[0]
+    assert not ConfigValue.objects.exists()
+    assert mta_untouched()
+
+
+def test_a_path_under_the_roots_is_accepted(server, instance_root, administrator, client):
+    client.force_login(administrator)
+    assert option_errors(client, server, "PidFile", f"{instance_root}/run/sendmail.pid") == []
+    assert option_errors(client, server, "DHParameters", "none") == []
+    assert config.options_of(server) == {"PidFile": f"{instance_root}/run/sendmail.pid", "DHParameters": "none"}
+
+
+def test_a_map_file_outside_the_roots_is_refused(server, instance_root, administrator, client):
+    client.force_login(administrator)
+    for path in ("/etc/shadow", f"{instance_root}/escape/aliases"):
+        errors = last_error(
+            client,
+            f"/servers/{server.name}/config/feature/",
+            {"name": "access_db", "enabled": "on", "args": ["hash", path]},
+        )
+        assert errors and errors[0].startswith("FEATURE(access_db)")
+        assert "outside this instance's directories" in errors[0] and instance_root in errors[0]
+    assert not FeatureSetting.objects.exists()
+    config.set_feature(server, "access_db", ["hash", f"{instance_root}/access"], True)
+    assert config.features_of(server) == {"access_db": ("hash", f"{instance_root}/access")}
+
+
+def test_nothing_is_accepted_before_the_agent_has_reported(server, instance_root, administrator, client):
+    client.force_login(administrator)
+    MailServer.objects.filter(pk=server.pk).update(reserved_words=[])
+    for name, value in (("LogLevel", "9"), ("PidFile", f"{instance_root}/run/sendmail.pid")):
+        errors = option_errors(client, server, name, value)
+        assert errors and "the host's agent has not reported its cf tree's macro names yet" in errors[0]
+    MailServer.objects.filter(pk=server.pk).update(reserved_words=RESERVED_WORDS, roots=[])
+    errors = option_errors(client, server, "PidFile", f"{instance_root}/run/sendmail.pid")
+    assert errors and "the host's agent has not declared its directories" in errors[0]
+    assert not ConfigValue.objects.exists()
+    server.refresh_from_db()
+    ConfigValue.objects.create(server=server, name="PidFile", value=f"{instance_root}/run/x.pid")
+    with pytest.raises(config.BuildRefused, match="has not declared its directories"):
+        config.start_build(server)
+    server.reserved_words = []
+    with pytest.raises(config.BuildRefused, match="has not reported its cf tree's macro names yet"):
+        config.start_build(server)
+    with pytest.raises(ValidationError, match="has not reported"):
+        config.import_mc(server, "define(`confLOG_LEVEL', `9')dnl\n")
+    assert not ConfigBuild.objects.exists()
+
+
+def test_a_path_that_bypassed_the_form_is_refused_when_the_build_starts(server, instance_root):
+    ConfigValue.objects.create(server=server, name="PidFile", value="/etc/shadow")
+    with pytest.raises(config.BuildRefused, match="PidFile"):
+        config.start_build(server)
+    ConfigValue.objects.all().delete()
+    server.mc_template = "define(`confDEAD_LETTER_DROP', `/root/.ssh/authorized_keys')dnl\n"
+    server.save()
+    with pytest.raises(config.BuildRefused, match="DeadLetterDrop=/root/.ssh/authorized_keys"):
+        config.start_build(server)
+    assert not ConfigBuild.objects.exists()

@@ -108,8 +108,10 @@ def test_a_command_is_in_the_audit_log_while_it_runs_and_completed_after(mta_ser
         seen_while_running.extend(AuditEvent.objects.filter(action="slow").values_list("outcome", flat=True))
 
     mta = Mta(mta_server)
-    argv = ["/bin/sleep", "1.5"]
-    mta._audited("slow", lambda: gateway.run(argv, timeout=5, while_waiting=probe), argv)
+    # A slow run of a pinned binary (the gateway refuses any other): m4 sleeping through syscmd.
+    argv = [mta_server.m4_bin]
+    slow = b"syscmd(`sleep 1.5')"
+    mta._audited("slow", lambda: gateway.run(argv, timeout=5, stdin=slow, while_waiting=probe), argv)
 
     assert seen_while_running == ["started"]
     event = AuditEvent.objects.get(action="slow")

@@ -9,8 +9,8 @@ there, so they never count against the limits under test.
 import socket
 import time
 
-from mailadmin import tasks
-from mailadmin.models import ConfigBuild, InstallJob
+from mailadmin import config, tasks
+from mailadmin.models import ConfigBuild, HostSnapshot, InstallJob
 from mailadmin.mta import daemon
 from mailadmin.work import WorkStatus
 
@@ -37,6 +37,11 @@ def build_and_install(server, client) -> ConfigBuild:
     job.refresh_from_db()
     assert job.status == WorkStatus.DONE, job.error
     assert f"/{build.build_id};" in daemon.status(server).banner
+    # The install ends with a snapshot: the pages show the new build live at once, not at the next poll.
+    snapshot = HostSnapshot.objects.get(server=server)
+    assert snapshot.cf["sha256"] == build.cf_sha256
+    assert f"/{build.build_id};" in snapshot.daemon["banner"]
+    assert config.live_build(server) == build
     return build
 
 

@@ -3,8 +3,8 @@ import threading
 
 import pytest
 
-from conftest import wait_for
 from mailadmin.mta import logsink
+from testing.processes import wait_for
 
 
 def test_syslog_datagrams_land_in_the_file_without_their_priority(tmp_path):

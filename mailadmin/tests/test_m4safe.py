@@ -13,11 +13,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mailadmin.cf import catalog, m4safe, mcfile
+from mailadmin.mta import macronames
 from mailadmin.mta.gateway import CommandFailed, run_m4
-from mailadmin.tests.hostile_values import LOWER_MACRO_WORDS, UPPER_MACRO_WORDS, hostile_values, probe_corpus
+from testing.hostile_values import LOWER_MACRO_WORDS, UPPER_MACRO_WORDS, hostile_values, probe_corpus
 
 M4 = "/usr/bin/m4"
 CF_TREE = "/usr/share/sendmail/cf"
+# What the host's agent reports for an instance built with this tree (the value types take it as data).
+RESERVED = macronames.macro_names(CF_TREE, M4)
+# The directories an agent would declare for a Debian instance; path-typed values must lie under one.
+ROOTS = ("/etc/mail", "/var/spool/mqueue", "/run/sendmail", "/var/log")
 # _NO_MAKEINFO_ skips cfhead.m4's makeinfo.sh run (a shell per build, and a date in the cf).
 BASE_MC = f"""divert(-1)dnl
 define(`_NO_MAKEINFO_')dnl
@@ -27,7 +32,7 @@ OSTYPE(`debian')dnl
 MAILER(`local')dnl
 MAILER(`smtp')dnl
 """
-BASE = mcfile.parse_mc(BASE_MC)
+BASE = mcfile.parse_mc(BASE_MC, reserved=RESERVED, roots=ROOTS)
 
 
 def build(mc_text: str, workdir: Path) -> str:
@@ -51,9 +56,9 @@ def typed_fields() -> list[tuple[str, m4safe.ValueType]]:
     return fields
 
 
-def refusal(value_type: m4safe.ValueType, raw: str) -> ValidationError:
+def refusal(value_type: m4safe.ValueType, raw: str, roots: tuple[str, ...] = ROOTS) -> ValidationError:
     with pytest.raises(ValidationError) as caught:
-        value_type.clean(raw)
+        value_type.clean(raw, reserved=RESERVED, roots=roots)
     return caught.value
 
 
@@ -62,7 +67,7 @@ def refusal(value_type: m4safe.ValueType, raw: str) -> ValidationError:
 
 
 def test_macro_names_come_from_m4_and_the_installed_tree():
-    names = m4safe.macro_names(CF_TREE)
+    names = macronames.macro_names(CF_TREE)
     assert set(LOWER_MACRO_WORDS) <= names
     assert set(UPPER_MACRO_WORDS) <= names
     assert {"confTO_STARTTLS", "confFALLBACK_SMARTHOST", "_DEFIFNOT", "_MAILER_local_"} <= names
@@ -75,25 +80,25 @@ def test_macro_names_come_from_m4_and_the_installed_tree():
 def test_the_tree_scan_alone_finds_almost_every_name_m4_defines():
     """The regex over the tree is cross-checked by m4's own dumpdef; only names built from pieces
     at run time (and m4's builtins, which no file defines) are missing from the scan."""
-    builtins = m4safe.m4_builtin_names(M4)
-    missed = m4safe.dumped_names(CF_TREE, M4) - m4safe.scanned_names(CF_TREE) - builtins
+    builtins = macronames.m4_builtin_names(M4)
+    missed = macronames.dumped_names(CF_TREE, M4) - macronames.scanned_names(CF_TREE) - builtins
     assert all(re.fullmatch(r"_MAILER_\w+_|\w+_MF_[AD]_|__HOST__", name) for name in missed), missed
-    assert missed <= m4safe.macro_names(CF_TREE)
+    assert missed <= macronames.macro_names(CF_TREE)
 
 
 def test_macro_names_are_cached_per_tree_and_newest_mtime(tmp_path, monkeypatch):
-    monkeypatch.setattr(m4safe, "_TREE_RECHECK_SECONDS", 0)
+    monkeypatch.setattr(macronames, "_TREE_RECHECK_SECONDS", 0)
     tree = tmp_path / "cf"
     (tree / "m4").mkdir(parents=True)
     (tree / "m4" / "cf.m4").write_text("define(`firstword', `1')\n")
-    first = m4safe.macro_names(str(tree), M4)
+    first = macronames.macro_names(str(tree), M4)
     assert "firstword" in first and "secondword" not in first
-    assert m4safe.macro_names(str(tree), M4) is first
+    assert macronames.macro_names(str(tree), M4) is first
     (tree / "feature").mkdir()
     added = tree / "feature" / "extra.m4"
     added.write_text("pushdef(`secondword', `2')\n")
     os.utime(added, ns=(10**19, 10**19))
-    assert "secondword" in m4safe.macro_names(str(tree), M4)
+    assert "secondword" in macronames.macro_names(str(tree), M4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,7 +117,8 @@ def test_every_hostile_value_is_refused_by_every_typed_field_naming_the_rule(tmp
     for label, value_type in typed_fields():
         for raw in values:
             try:
-                value_type.clean(raw)
+                # The canary's directory is a root: a hostile path is refused for what it is, not where.
+                value_type.clean(raw, reserved=RESERVED, roots=(str(tmp_path),))
             except ValidationError as exc:
                 if exc.code not in m4safe.RULE_CODES or len(exc.message) < 15:
                     unnamed.append((label, raw[:40], exc.code, exc.message))
@@ -173,11 +179,12 @@ def test_nothing_that_was_refused_reached_m4_and_no_payload_ran(tmp_path):
 
     canary = tmp_path / "canary"
     values = hostile_values(str(canary)) + probe_corpus(str(canary))
+    roots = (str(tmp_path),)
     accepted: dict[str, list[str]] = {}
     for name, spec in catalog.OPTIONS.items():
         for raw in values:
             try:
-                value = spec.type.clean(raw)
+                value = spec.type.clean(raw, reserved=RESERVED, roots=roots)
             except ValidationError:
                 continue
             if value not in accepted.setdefault(name, []):
@@ -186,7 +193,7 @@ def test_nothing_that_was_refused_reached_m4_and_no_payload_ran(tmp_path):
     rounds = max(map(len, accepted.values()))
     for number in range(rounds):
         options = {name: found[number] for name, found in accepted.items() if number < len(found)}
-        mc = mcfile.render_mc(BASE, options, {}, f"probe-{number}")
+        mc = mcfile.render_mc(BASE, options, {}, f"probe-{number}", reserved=RESERVED, roots=roots)
         cf = build(mc, tmp_path / f"round{number}")
         assert m4safe.missing_lines(cf, catalog.expected_lines(options)) == []
     assert not canary.exists()
@@ -230,13 +237,14 @@ def test_nothing_that_was_refused_reached_m4_and_no_payload_ran(tmp_path):
     ],
 )
 def test_accepted_values_are_cleaned_to_one_canonical_spelling(value_type, raw, cleaned):
-    assert value_type.clean(raw) == cleaned
-    assert value_type.clean(cleaned) == cleaned
+    assert value_type.clean(raw, reserved=RESERVED, roots=ROOTS) == cleaned
+    assert value_type.clean(cleaned, reserved=RESERVED, roots=ROOTS) == cleaned
 
 
 def test_daemon_options_compose_from_fields_and_split_back():
     value_type = m4safe.DaemonPortValue()
-    value = value_type.compose({"Port": "587", "Addr": "127.0.0.1", "Name": "MSA", "M": "Ea", "Family": ""})
+    fields = {"Port": "587", "Addr": "127.0.0.1", "Name": "MSA", "M": "Ea", "Family": ""}
+    value = value_type.compose(fields, reserved=RESERVED)
     assert value == "Port=587,Addr=127.0.0.1,Name=MSA,M=Ea"
     assert value_type.fields(value) == {"Port": "587", "Addr": "127.0.0.1", "Name": "MSA", "M": "Ea"}
     assert refusal(value_type, "Family=inet6,Port=25,Addr=127.0.0.1").code == "invalid"
@@ -246,6 +254,71 @@ def test_every_catalog_type_describes_itself_in_one_line():
     for label, value_type in typed_fields():
         description = value_type.describe()
         assert description and "\n" not in description and len(description) < 160, label
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths lie under the instance's roots; nothing is judged without the agent's report
+
+
+@pytest.fixture
+def instance_root(tmp_path):
+    """A root as an agent declares it (a real directory), holding a link that points out of it."""
+    root = tmp_path / "instance"
+    (root / "run").mkdir(parents=True)
+    (root / "escape").symlink_to("/etc")
+    return os.path.realpath(root)
+
+
+@pytest.mark.parametrize(
+    "value_type, raw",
+    [
+        (m4safe.PathValue(), "/etc/shadow"),
+        (m4safe.PathValue(), "/root/.ssh/authorized_keys"),
+        (m4safe.PathValue(), "ROOT-evil/sendmail.pid"),
+        (m4safe.PathValue(), "ROOT/escape/shadow"),
+        (m4safe.ChoiceOrPathValue(("none", "i")), "/etc/ssl/dh.pem"),
+        (m4safe.ListValue(m4safe.PathValue()), "ROOT/run/a,/etc/shadow"),
+    ],
+)
+def test_a_path_outside_the_roots_is_refused_naming_the_roots_allowed(value_type, raw, instance_root):
+    error = refusal(value_type, raw.replace("ROOT", instance_root), roots=(instance_root,))
+    assert error.code == "outside_roots"
+    assert "outside this instance's directories" in error.message and instance_root in error.message
+
+
+def test_a_dotdot_escape_from_a_root_is_refused(instance_root):
+    error = refusal(m4safe.PathValue(), f"{instance_root}/run/../../../etc/shadow", roots=(instance_root,))
+    assert error.code == "invalid" and "“..”" in error.message
+
+
+def test_a_path_under_the_roots_is_accepted(instance_root):
+    roots = ("/var/log", instance_root)
+    for raw in (f"{instance_root}/run/sendmail.pid", f"{instance_root}/not-yet/dead.letter", instance_root):
+        assert m4safe.PathValue().clean(raw, reserved=RESERVED, roots=roots) == raw
+    assert m4safe.ChoiceOrPathValue(("none",)).clean("none", reserved=RESERVED, roots=()) == "none"
+
+
+def test_without_declared_roots_no_path_is_accepted():
+    error = refusal(m4safe.PathValue(), "/etc/mail/x.pem", roots=())
+    assert error.code == "no_roots" and "has not declared its directories" in error.message
+
+
+def test_without_the_agents_macro_names_no_value_is_judged():
+    """An empty set of macro names would let lower.example.com through: every type refuses to judge."""
+    for label, value_type in typed_fields():
+        for raw in ("lower.example.com", "/etc/mail/x", "Port=25", "5"):
+            with pytest.raises(ValidationError) as caught:
+                value_type.clean(raw, reserved=frozenset(), roots=ROOTS)
+            assert caught.value.code == "not_reported", label
+            assert "has not reported its cf tree's macro names yet" in caught.value.message
+
+
+def test_each_type_names_the_paths_in_its_value():
+    assert m4safe.PathValue().paths("/etc/mail/a") == ("/etc/mail/a",)
+    assert m4safe.ChoiceOrPathValue(("none",)).paths("none") == ()
+    assert m4safe.ChoiceOrPathValue(("none",)).paths("/x/dh.pem") == ("/x/dh.pem",)
+    assert m4safe.ListValue(m4safe.PathValue()).paths("/a,/b") == ("/a", "/b")
+    assert m4safe.HostnameValue().paths("mail.example.com") == ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,7 +345,10 @@ LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 HOSTNAME = st.lists(LABEL, min_size=1, max_size=4).map(".".join).filter(lambda h: not h.split(".")[-1].isdigit())
 MIXED_CASE_HOSTNAME = st.tuples(HOSTNAME, st.booleans()).map(lambda pair: pair[0].upper() if pair[1] else pair[0])
 COMPONENT = st.from_regex(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,12}", fullmatch=True)
-PATH = st.lists(COMPONENT, min_size=1, max_size=5).map(lambda parts: "/" + "/".join(parts))
+# Under one of the roots: a path anywhere else is refused before m4 could see it.
+PATH = st.tuples(st.sampled_from(ROOTS), st.lists(COMPONENT, min_size=1, max_size=5)).map(
+    lambda pair: pair[0] + "/" + "/".join(pair[1])
+)
 IPV4 = st.ip_addresses(v=4).map(str)
 IPV6 = st.ip_addresses(v=6).map(str)
 WORD = st.from_regex(r"[A-Za-z0-9_-]{1,16}", fullmatch=True)
@@ -349,7 +425,8 @@ _baselines: dict[str, str] = {}
 
 def baseline_cf(workdir: Path) -> str:
     if "cf" not in _baselines:
-        _baselines["cf"] = build(mcfile.render_mc(BASE, {}, {}, "property"), workdir / "baseline")
+        mc = mcfile.render_mc(BASE, {}, {}, "property", reserved=RESERVED, roots=ROOTS)
+        _baselines["cf"] = build(mc, workdir / "baseline")
     return _baselines["cf"]
 
 
@@ -369,10 +446,10 @@ def test_accepted_values_come_out_of_m4_verbatim_and_change_nothing_else(name, t
     @given(PROPERTY_CASES[name])
     def accepted_is_verbatim(raw):
         try:
-            value = spec.type.clean(raw)
+            value = spec.type.clean(raw, reserved=RESERVED, roots=ROOTS)
         except ValidationError:
             assume(False)
-        cf = build(mcfile.render_mc(BASE, {name: value}, {}, "property"), workdir)
+        cf = build(mcfile.render_mc(BASE, {name: value}, {}, "property", reserved=RESERVED, roots=ROOTS), workdir)
         assert spec.expected_line(value) in cf.splitlines()
         changes = m4safe.unexpected_changes(baseline, cf, own_lines)
         if spec.kind == catalog.CALL:

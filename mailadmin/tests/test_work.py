@@ -15,40 +15,19 @@ import time
 
 import pytest
 import redis
-from django.test import override_settings
 
-from conftest import wait_for
 from mailadmin import work
 from mailadmin.models import AuditEvent, ServiceAction
 from mailadmin.mta import daemon
 from mailadmin.work import WorkStatus
+from testing.processes import wait_for
+from testing.work import reload_row, wait_terminal
 
 FAULT_REPEAT = int(os.environ.get("MAILADMIN_FAULT_REPEAT", "5"))
 repeated = pytest.mark.parametrize("repetition", range(FAULT_REPEAT))
 # The restart reaches its wait for the frozen daemon a few ms after the claim and stays there
 # until the test lets the daemon go: a fault drawn from this window lands before or during it.
 FAULT_WINDOW = 1.0
-
-
-def reload_row(row):
-    row.refresh_from_db()
-    return row
-
-
-def wait_terminal(row, timeout=60.0, sweep_every: float | None = None):
-    """Wait for the row to finish; optionally run the beat sweeper the way beat would."""
-    last_sweep = 0.0
-
-    def finished():
-        nonlocal last_sweep
-        if sweep_every is not None and time.monotonic() - last_sweep > sweep_every:
-            with override_settings(WORK_REDISPATCH_SECONDS=1):
-                work.sweep()
-            last_sweep = time.monotonic()
-        return reload_row(row).finished
-
-    wait_for(finished, timeout, f"{row} to finish", interval=0.2)
-    return row
 
 
 def restart_with_daemon_frozen(server) -> tuple[ServiceAction, int]:
@@ -175,7 +154,7 @@ def test_a_change_submitted_while_redis_is_down_runs_when_it_is_back(
 
 
 def waiting_messages(redis_server, queue: str) -> int:
-    with redis.Redis(host="127.0.0.1", port=redis_server.port) as client:
+    with redis.Redis.from_url(redis_server.url) as client:
         return client.llen(queue)
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from conftest import wait_for
 from mailadmin.models import AuditEvent
 from mailadmin.mta.gateway import Mta
 from mailqueue import actions, index
 from mailqueue.models import QueueAction
-from mailqueue.tests.conftest import run_action
+from testing.processes import wait_for
+from testing.queue import run_action
 
 
 def listing(server, *args) -> str:

@@ -3,9 +3,9 @@
 import pytest
 
 from mailadmin.mta.gateway import Mta
-from mailadmin.tests.test_browser import log_in
 from mailqueue import index, tasks
 from mailqueue.models import QueueAction
+from testing.browser import SCREENSHOTS, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -47,3 +47,29 @@ def test_an_operator_filters_by_reason_selects_all_matches_and_releases_them(
     page.goto(f"{live_server.url}/servers/{server.name}/queue/?reason=browser&state=quarantined")
     assert page.inner_text("#match-count") == "1"
     assert keep[0] in page.inner_text(".queue-table")
+
+
+def test_an_operator_opens_a_quarantined_message_and_the_agent_fills_in_its_headers_and_body(
+    page, live_server, worker, submit, operator
+):
+    server = submit.server
+    (queue_id,) = submit.send(
+        subject="held for review",
+        headers="X-Review: <b>look</b>\r\n",
+        body="First line of the body.\r\n<script>alert(1)</script>\r\n",
+    )
+    quarantine(server, [queue_id], "browser preview")
+    index.refresh(server)
+
+    log_in(page, live_server, operator)
+    page.goto(f"{live_server.url}/servers/{server.name}/queue/")
+    page.click(f"text={queue_id}")
+    assert "browser preview" in page.inner_text("#indexed-envelope") + page.inner_text(".alert-warning")
+    page.wait_for_selector("#body-preview", timeout=60000)
+
+    assert "First line of the body." in page.inner_text("#body-preview")
+    assert "<script>alert(1)</script>" in page.inner_text("#body-preview")  # shown as text, not run
+    assert "X-Review: <b>look</b>" in page.inner_text("#spool-headers")
+    assert page.locator("#message-actions button[value=release]").is_visible()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "queue-message.png"), full_page=True)

@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from conftest import wait_for
 from mailadmin import work
 from mailadmin.models import AuditEvent
 from mailadmin.mta.gateway import BASE_ENV, Mta
 from mailqueue import tasks
 from mailqueue.models import QueueAction
-from mailqueue.tests.conftest import LockHolder, run_action
+from testing.processes import wait_for
+from testing.queue import LockHolder, run_action
 
 FAULT_REPEAT = int(os.environ.get("MAILADMIN_FAULT_REPEAT", "5"))
 repeated = pytest.mark.parametrize("repetition", range(FAULT_REPEAT))

@@ -7,7 +7,7 @@ from django.core import mail
 from django.test import override_settings
 from django.utils import timezone
 
-from mailqueue import index, stats, summary
+from mailqueue import index, sampling, stats, summary
 from mailqueue.models import IndexRefresh, QueueAlertSettings, QueueMessage, QueueSample
 
 
@@ -57,7 +57,7 @@ def test_one_mail_per_crossing(mta_server, administrator):
     mail.outbox.clear()
 
     def sample(messages, quarantined):
-        return stats.check_alerts(
+        return sampling.check_alerts(
             mta_server,
             QueueSample.objects.create(
                 server=mta_server, taken=timezone.now(), messages=messages, quarantined=quarantined
@@ -82,7 +82,7 @@ def test_the_alert_mail_is_queued_by_the_servers_own_sendmail(submit, administra
     QueueAlertSettings.objects.create(server=submit.server, max_messages=0)
     before = set(Path(submit.server.queue_dir).iterdir())
     with override_settings(EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend"):
-        stats.take_sample(submit.server)
+        sampling.take_sample(submit.server)
     new = [p for p in set(Path(submit.server.queue_dir).iterdir()) - before if p.name.startswith("qf")]
     assert len(new) == 1
     assert b"[mailadmin]" in new[0].read_bytes() and b"postmaster@" in new[0].read_bytes()

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-from mailadmin.tests.test_browser import log_in
-from tlsconfig.tests.conftest import encrypted_pem, pem
+from testing.browser import SCREENSHOTS, log_in
+from testing.pki import encrypted_pem, pem
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(os.environ.get("MAILADMIN_SCREENSHOTS", "/tmp/mailadmin-screenshots"))
 
 
 def pem_file(name: str, data: bytes) -> dict:

@@ -9,9 +9,9 @@ from cryptography.fernet import Fernet
 from django.conf import settings
 
 from mailadmin.models import AuditEvent
+from testing.pki import certificate_with_dates, crl_of, pem
 from tlsconfig import jobs, keystore, store, tasks
 from tlsconfig.models import CertificateRevocationList, Origin
-from tlsconfig.tests.conftest import certificate_with_dates, crl_of, pem
 
 
 def stored(server, material, days_left: float, name: str):

@@ -9,24 +9,10 @@ import pytest
 from django.utils import timezone
 
 from mailadmin import work
+from testing.pki import pem
+from testing.tls import post, run, start
 from tlsconfig import generate, keystore, pki, tasks
 from tlsconfig.models import Certificate, CertificateRequest, DhParameters, TlsJob
-from tlsconfig.tests.conftest import pem
-from tlsconfig.tests.test_upload import post
-
-
-def start(client, server, **fields) -> TlsJob:
-    response = client.post(f"/servers/{server.name}/tls/generate/", fields)
-    assert response.status_code == 302, response.content.decode()[:3000]
-    job = TlsJob.objects.latest("pk")
-    assert response["Location"] == f"/tls/jobs/{job.pk}/"
-    return job
-
-
-def run(job: TlsJob) -> TlsJob:
-    assert tasks.run_tls_job(job.pk) == work.WorkStatus.DONE
-    job.refresh_from_db()
-    return job
 
 
 def test_private_ca_then_server_and_client_certificates(admin_client, store_server):

@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from mailadmin.mta.gateway import run
+from testing.pki import der, encrypted_pem, pem
 from tlsconfig import generate, pki
-from tlsconfig.tests.conftest import der, encrypted_pem, pem
 
 
 def test_certificate_facts(material):

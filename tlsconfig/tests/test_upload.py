@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from mailadmin.models import AuditEvent
+from testing.pki import der, encrypted_pem, pem
+from testing.tls import post
 from tlsconfig import keystore, pki
 from tlsconfig.models import Certificate, CertificateRevocationList, DhParameters, PrivateKey
-from tlsconfig.tests.conftest import der, encrypted_pem, pem
 
 CANARY = Path("/tmp/mailadmin-upload-canary")
 HOSTILE_NAMES = [
@@ -38,17 +38,6 @@ def stored_ca(store_server, material, admin_client):
     response = post(admin_client, store_server, "ca", pem(material.ca))
     assert response.status_code == 302, response.content.decode()[:2000]
     return Certificate.objects.get(role="ca", server=store_server)
-
-
-def post(
-    client, server, kind, data, *, key=None, passphrase="", ca=None, name="upload.pem", key_name="key.pem", **extra
-):
-    fields = {"kind": kind, "file": SimpleUploadedFile(name, data), "passphrase": passphrase, **extra}
-    if key is not None:
-        fields["key_file"] = SimpleUploadedFile(key_name, key)
-    if ca is not None:
-        fields["ca"] = str(ca.pk)
-    return client.post(f"/servers/{server.name}/tls/upload/send/", fields)
 
 
 def counts():

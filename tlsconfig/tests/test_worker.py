@@ -1,7 +1,7 @@
 """Generation jobs on the real Celery worker and Redis, dispatched from the console as in production."""
 
-from conftest import wait_for
 from mailadmin.work import WorkStatus
+from testing.processes import wait_for
 from tlsconfig.models import TlsJob
 
 

@@ -23,6 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("--install", action="store_true", help="install the build and reload the daemon")
 
     def handle(self, *args, server, install, **options):
+        from mailadmin.mta import agent
+
+        try:
+            agent.serve_host_commands(server)
+        except agent.AgentConfigError as exc:
+            raise CommandError(str(exc)) from None
         try:
             mail_server = MailServer.objects.get(name=server)
         except MailServer.DoesNotExist:

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from mailadmin.models import MailServer
-from mailadmin.mta import daemon
+from mailadmin.mta import agent, daemon
 from mailadmin.mta.gateway import Mta, MtaError
 
 
@@ -14,9 +14,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, verb, server, **options):
         try:
-            mail_server = MailServer.objects.get(name=server)
+            agent.serve_host_commands(server)
+            mail_server = agent.bind(MailServer.objects.get(name=server))
         except MailServer.DoesNotExist:
             raise CommandError(f"no server named {server!r}") from None
+        except (agent.AgentConfigError, agent.NotServedHere) as exc:
+            raise CommandError(str(exc)) from None
         if verb == "status":
             self.stdout.write(daemon.status(mail_server).summary)
             return

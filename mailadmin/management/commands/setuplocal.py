@@ -3,14 +3,17 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mailadmin import config
+from mailadmin import config, hosts
 from mailadmin.models import MailServer
-from mailadmin.mta import instance
+from mailadmin.mta import agent, instance, report
 from mailadmin.mta.gateway import Mta, MtaError
 
 
 class Command(BaseCommand):
-    help = "Create (or refresh) an embedded sendmail instance under var/instances/NAME."
+    help = (
+        "Create (or refresh) the embedded sendmail instance under var/instances/NAME, write the local "
+        "agent's configuration for it (var/agent.toml) and register the local host, approved."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--name", default="local")
@@ -19,10 +22,17 @@ class Command(BaseCommand):
     def handle(self, *args, name, port, **options):
         root = Path(settings.MAILADMIN_INSTANCES_DIR) / name
         try:
-            defaults = instance.embedded_defaults(name, root, port)
-        except instance.InstanceError as exc:
+            embedded = instance.embedded_instance(name, root, port)
+            host_config = instance.write_agent_config(Path(settings.MAILADMIN_AGENT_CONFIG), name, [embedded])
+        except (instance.InstanceError, agent.AgentConfigError) as exc:
             raise CommandError(str(exc)) from exc
-        server, created = MailServer.objects.update_or_create(name=name, defaults=defaults)
+        agent.serve(host_config)
+        try:
+            # The person running `make run` installs the console on this host: the local host is approved.
+            report.send(host_config, approve_as="setuplocal")
+        except hosts.JoinRefused as exc:
+            raise CommandError(str(exc)) from exc
+        server = MailServer.objects.get(name=name)
         try:
             instance.prepare(server, Mta(server))
         except (MtaError, instance.InstanceError) as exc:
@@ -31,5 +41,6 @@ class Command(BaseCommand):
             # First run: the base .mc becomes the rows the console edits; later runs keep the admin's rows.
             config.import_mc(server, Path(server.mc_path).read_text())
             config.import_access(server, Path(server.access_path).read_text())
-        verb = "created" if created else "ready"
-        self.stdout.write(f"instance {name} {verb}: {server.cf_path} (port {server.smtp_port})")
+        self.stdout.write(
+            f"instance {name} ready: {server.cf_path} (port {server.smtp_port}); agent config {host_config.path}"
+        )
