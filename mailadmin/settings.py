@@ -183,7 +183,7 @@ REDIS_PORT = env_int("MAILADMIN_REDIS_PORT", 6390)
 
 
 def load_redis_password() -> str:
-    """MAILADMIN_REDIS_PASSWORD, or var/redis.password (created 0600 on first use; scripts/run reads it too)."""
+    """MAILADMIN_REDIS_PASSWORD, or var/console/redis.password (created 0600 on first use; scripts/run reads it too)."""
     from_env = os.environ.get("MAILADMIN_REDIS_PASSWORD")
     if from_env:
         return from_env

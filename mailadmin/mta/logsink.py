@@ -51,7 +51,10 @@ def serve(socket_path: str, log_file: Path) -> None:
     sink.bind(socket_path)
     os.chmod(socket_path, 0o666)
     try:
-        with open(log_file, "a", buffering=1) as out:
+        # The mail log is an MTA file: root's alone (the web tier reads the agent's snapshot of it).
+        fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "a", buffering=1) as out:
             while True:
                 out.write(format_line(sink.recv(65536)) + "\n")
     finally:
