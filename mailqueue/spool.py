@@ -16,7 +16,8 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import BinaryIO, NamedTuple
 
-from mailadmin.mta.spool import queue_directories
+# The layout (which directories hold which files) has one home, mailadmin/mta/spool.py; re-exported here.
+from mailadmin.mta.spool import control_dir, data_dir, queue_directories, transcript_dir  # noqa: F401
 from mailqueue.parser import QueueFile, is_job_file, parse_queue_file, split_file_name
 
 CONTROL_FILE_LIMIT = 4 * 1024 * 1024
@@ -34,21 +35,6 @@ class ControlFile(NamedTuple):
     inode: int
     size: int
     mtime_ns: int
-
-
-def control_dir(queue_dir: str) -> str:
-    sub = os.path.join(queue_dir, "qf")
-    return sub if os.path.isdir(sub) else queue_dir
-
-
-def data_dir(queue_dir: str) -> str:
-    sub = os.path.join(queue_dir, "df")
-    return sub if os.path.isdir(sub) else queue_dir
-
-
-def transcript_dir(queue_dir: str) -> str:
-    sub = os.path.join(queue_dir, "xf")
-    return sub if os.path.isdir(sub) else queue_dir
 
 
 def _control_listings(queue_dir_setting: str, errors: list[str]) -> Iterator[tuple[str, str, Iterator[os.DirEntry]]]:

@@ -15,7 +15,6 @@ from mailadmin.overview import SpoolCounts
 
 # sendmail's file prefixes: qf queued, hf quarantined, Qf lost, df data, xf transcript.
 PREFIXES = {"qf": "queued", "hf": "quarantined", "Qf": "lost", "df": "data", "xf": "transcripts"}
-SUBDIRECTORIES = ("qf", "df", "xf")
 
 
 def queue_directories(queue_dir: str) -> list[str]:
@@ -27,11 +26,25 @@ def queue_directories(queue_dir: str) -> list[str]:
         return sorted(entry.path for entry in entries if fnmatch.fnmatchcase(entry.name, last) and entry.is_dir())
 
 
+def control_dir(queue_dir: str) -> str:
+    """Where a queue directory's control files are: its qf/ subdirectory when there is one."""
+    sub = os.path.join(queue_dir, "qf")
+    return sub if os.path.isdir(sub) else queue_dir
+
+
+def data_dir(queue_dir: str) -> str:
+    sub = os.path.join(queue_dir, "df")
+    return sub if os.path.isdir(sub) else queue_dir
+
+
+def transcript_dir(queue_dir: str) -> str:
+    sub = os.path.join(queue_dir, "xf")
+    return sub if os.path.isdir(sub) else queue_dir
+
+
 def _count_directory(counts: SpoolCounts, directory: str) -> None:
     # sendmail puts control, data and transcript files in qf/, df/ and xf/ when those subdirectories exist.
-    scanned = [directory] + [
-        os.path.join(directory, sub) for sub in SUBDIRECTORIES if os.path.isdir(os.path.join(directory, sub))
-    ]
+    scanned = sorted({directory, control_dir(directory), data_dir(directory), transcript_dir(directory)})
     for path in scanned:
         with os.scandir(path) as entries:
             for entry in entries:

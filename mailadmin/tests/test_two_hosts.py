@@ -47,43 +47,49 @@ def snapshot_after(server: MailServer, moment: float):
 @pytest.fixture
 def two_hosts(transactional_db, redis_server, test_run_dir):
     """Instances A and B, an agent worker for each (root), and gunicorn as `mailadmin` on the test database."""
-    fields = [start_instance(), start_instance()]
-    servers = [instance_row(f) for f in fields]
-    agents = []
-    for server in servers:
-        worker = WorkerProcess(
-            redis_server.url,
-            settings.DATABASES["default"]["NAME"],
-            [server.celery_queue],
-            test_run_dir / f"agent-{server.name}",
-        )
-        worker.agent_config = str(agent_config_path(server.name))
-        worker.start()
-        agents.append(worker)
-    # The web tier's user owns the database it writes (SQLite: the file and its directory).
-    database = Path(settings.DATABASES["default"]["NAME"])
-    uid, gid = web_user_ids()
-    saved_owner = {p: (p.stat().st_uid, p.stat().st_gid) for p in [database.parent, database]}
-    for path in [database.parent, *database.parent.glob(database.name + "*")]:
-        os.chown(path, uid, gid)
-    env = {
-        "MAILADMIN_DB_PATH": str(database),
-        "MAILADMIN_DB_NAME": str(database),
-        "MAILADMIN_BROKER_URL": redis_server.url,
-        "MAILADMIN_SECRET_KEY": settings.SECRET_KEY,
-        "MAILADMIN_KEYS": ",".join(settings.MAILADMIN_KEYS),
-        "MAILADMIN_REDIS_PASSWORD": getattr(settings, "REDIS_PASSWORD", "") or "unused",
-    }
-    web = WebProcess(env, test_run_dir / "web-as-mailadmin")
-    web.start()
-    yield servers, agents, web
-    web.stop()
-    for worker in agents:
-        worker.stop()
-    for path, (owner, group) in saved_owner.items():
-        os.chown(path, owner, group)
-    for f in fields:
-        stop_instance(f)
+    fields, agents, saved_owner, web = [], [], {}, None
+    try:
+        fields = [start_instance(), start_instance()]
+        servers = [instance_row(f) for f in fields]
+        for server in servers:
+            worker = WorkerProcess(
+                redis_server.url,
+                settings.DATABASES["default"]["NAME"],
+                [server.celery_queue],
+                test_run_dir / f"agent-{server.name}",
+            )
+            worker.agent_config = str(agent_config_path(server.name))
+            agents.append(worker)
+            worker.start()
+        # The web tier's user owns the database it writes (SQLite: the file and its directory;
+        # PostgreSQL: nothing on disk, the web tier logs in with MAILADMIN_DATABASE_URL).
+        database = Path(settings.DATABASES["default"]["NAME"])
+        if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+            uid, gid = web_user_ids()
+            saved_owner = {p: (p.stat().st_uid, p.stat().st_gid) for p in [database.parent, database]}
+            for path in [database.parent, *database.parent.glob(database.name + "*")]:
+                os.chown(path, uid, gid)
+        env = {
+            "MAILADMIN_DB_PATH": str(database),
+            "MAILADMIN_DB_NAME": str(database),
+            "MAILADMIN_BROKER_URL": redis_server.url,
+            "MAILADMIN_SECRET_KEY": settings.SECRET_KEY,
+            "MAILADMIN_KEYS": ",".join(settings.MAILADMIN_KEYS),
+            "MAILADMIN_REDIS_PASSWORD": settings.REDIS_PASSWORD,
+        }
+        web = WebProcess(env, test_run_dir / "web-as-mailadmin")
+        web.start()
+        yield servers, agents, web
+    finally:
+        # Whatever failed, nothing this fixture started outlives it.
+        if web is not None:
+            web.stop()
+        for worker in agents:
+            worker.stop()
+        for path, (owner, group) in saved_owner.items():
+            os.chown(path, owner, group)
+        for f in fields:
+            stop_instance(f)
 
 
 def test_two_hosts_each_served_by_its_own_agent_with_the_web_tier_unprivileged(two_hosts):
@@ -144,6 +150,24 @@ def test_two_hosts_each_served_by_its_own_agent_with_the_web_tier_unprivileged(t
     asked = requests.ask(a, "map lookup", {"map": "access", "key": "Connect:127.0.0.1"})
     answered = wait_for(lambda: AgentRequest.objects.filter(pk=asked.pk, status="done").first(), 30, "A's answer")
     assert answered.worker_pid in child_pids(agent_a)
+
+    # A quarantine on A, asked in the browser, runs on A's agent: sendmail's hf file on A's spool.
+    from mailqueue.models import QueueAction, QueueMessage
+
+    with smtplib.SMTP(a.smtp_address, a.smtp_port, timeout=10) as smtp:
+        smtp.sendmail("sender@example.org", ["someone@remote.example"], "Subject: hold me\n\nbody\n")
+    publish("mailqueue.tasks.refresh_index", a)
+    queued = wait_for(lambda: QueueMessage.objects.filter(server=a).first(), 30, "A's index to list the mail")
+    status, _ = browser.post(
+        f"/servers/{a.name}/queue/act/",
+        {"verb": "quarantine", "scope": "selected", "reason": "held for review", "id": queued.queue_id},
+        csrf_from=f"/servers/{a.name}/queue/",
+    )
+    action = wait_for(lambda: QueueAction.objects.filter(server=a, status="done").first(), 60, "A's quarantine")
+    assert action.worker_pid in child_pids(agent_a)
+    held = Path(a.queue_dir) / f"hf{queued.queue_id}"
+    assert held.exists() and "qheld for review" in held.read_text(errors="replace")
+    assert not list(Path(b.queue_dir).glob("hf*"))
 
     # With B's agent killed, B's pages load at once and say so; B's action waits; A is unaffected.
     agent_b.kill_all()
