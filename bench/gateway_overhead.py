@@ -43,12 +43,14 @@ def main() -> None:
     from django.core.management import call_command
 
     from mailadmin.models import MailServer
-    from mailadmin.mta import instance
+    from mailadmin.mta import agent, instance
     from mailadmin.mta.gateway import Mta
 
     call_command("migrate", verbosity=0)
-    fields = instance.embedded_defaults("bench", Path(settings.MAILADMIN_INSTANCES_DIR) / "bench", 2599)
-    server = MailServer.objects.create(name="bench", **fields)
+    # This process is the bench instance's agent, as a host's agent worker would be.
+    embedded = instance.embedded_instance("bench", Path(settings.MAILADMIN_INSTANCES_DIR) / "bench", 2599)
+    agent.serve(instance.write_agent_config(Path(settings.VAR_DIR) / "bench-agent.toml", "bench", [embedded]))
+    server = MailServer.objects.create(name="bench", celery_queue="mta.bench", **embedded.server_fields())
     mta = Mta(server)
     instance.prepare(server, mta)
     cf, mc = Path(server.cf_path), Path(server.mc_path)

@@ -115,7 +115,7 @@ def run(workdir: Path) -> None:
     from django.test import Client
 
     from mailadmin.models import AuditEvent, MailServer
-    from mailadmin.mta import instance
+    from mailadmin.mta import agent, instance
     from mailadmin.mta.gateway import Mta
     from mailqueue import index
     from mailqueue.forms import QueueFilterForm
@@ -124,9 +124,11 @@ def run(workdir: Path) -> None:
     settings.ALLOWED_HOSTS = ["testserver"]
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one
     call_command("migrate", verbosity=0)
-    fields = instance.embedded_defaults("qbench", Path(settings.MAILADMIN_INSTANCES_DIR) / "qbench", 2598)
-    fields["log_file"] = str(workdir / "syslog")
-    server = MailServer.objects.create(name="qbench", **fields)
+    # This process is the bench instance's agent, as a host's agent worker would be.
+    root = Path(settings.MAILADMIN_INSTANCES_DIR) / "qbench"
+    embedded = instance.embedded_instance("qbench", root, 2598, log_file=str(workdir / "syslog"))
+    agent.serve(instance.write_agent_config(Path(settings.VAR_DIR) / "qbench-agent.toml", "qbench", [embedded]))
+    server = MailServer.objects.create(name="qbench", celery_queue="mta.qbench", **embedded.server_fields())
     mta = Mta(server)
     instance.prepare(server, mta)
     queue_dir = Path(server.queue_dir)

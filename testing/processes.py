@@ -115,6 +115,10 @@ class WorkerProcess:
         # The agent configuration of the host whose queue it consumes (MAILADMIN_AGENT_CONFIG):
         # with it the worker is that host's agent; without it, a central worker that runs no MTA command.
         self.agent_config: str | None = None
+        # Run as this user (setpriv), as production runs the central worker: the unprivileged `mailadmin`.
+        self.user: str | None = None
+        # Extra environment (the secrets a user other than root cannot read from var/console/).
+        self.env: dict[str, str] = {}
 
     def start(self) -> None:
         self.logdir.mkdir(parents=True, exist_ok=True)
@@ -129,9 +133,14 @@ class WorkerProcess:
             MAILADMIN_DB_NAME=self.db_path,
             MAILADMIN_WORK_LEASE_SECONDS=str(TEST_LEASE_SECONDS),
         )
+        env.update(self.env)
         if self.agent_config:
             env["MAILADMIN_AGENT_CONFIG"] = self.agent_config
+        as_user = (
+            ["setpriv", f"--reuid={self.user}", f"--regid={self.user}", "--init-groups", "--"] if self.user else []
+        )
         argv = [
+            *as_user,
             sys.executable,
             "-m",
             "celery",

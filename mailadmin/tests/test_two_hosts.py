@@ -79,7 +79,14 @@ def two_hosts(transactional_db, redis_server, test_run_dir):
         }
         web = WebProcess(env, test_run_dir / "web-as-mailadmin")
         web.start()
-        yield servers, agents, web
+        # The central worker (sweeper, alerts, key generation) runs as `mailadmin` too.
+        central = WorkerProcess(
+            redis_server.url, settings.DATABASES["default"]["NAME"], ["mailadmin"], test_run_dir / "central"
+        )
+        central.user, central.env = "mailadmin", env
+        agents.append(central)
+        central.start()
+        yield servers, agents[:2], web
     finally:
         # Whatever failed, nothing this fixture started outlives it.
         if web is not None:
@@ -103,6 +110,14 @@ def test_two_hosts_each_served_by_its_own_agent_with_the_web_tier_unprivileged(t
     browser = Browser(web.url)
     make_user("ada", "administrator")
     browser.log_in("ada", "correct horse battery")
+
+    # Each agent reported its host's instances from its own configuration when it started.
+    from mailadmin.models import AgentHost
+
+    for server in (a, b):
+        reported = wait_for(lambda s=server: AgentHost.objects.get(name=s.name).report, 30, "the agent's report")
+        assert reported["instances"][server.name]["cf_path"] == server.cf_path
+        assert reported["instances"][server.name]["sendmail_bin"] == "/usr/sbin/sendmail"
 
     # Both dashboards show live daemon status, from the snapshot each host's own agent took.
     started = time.time()
@@ -191,15 +206,16 @@ def test_two_hosts_each_served_by_its_own_agent_with_the_web_tier_unprivileged(t
     status, page = browser.get(f"/actions/service/{pending.pk}/")
     assert status == 200 and "Queued" in page
 
-    # B's agent returns: the pending action runs there (the sweeper re-sends rows nobody took).
+    # B's agent returns: the pending action runs there. The central worker's sweeper (unprivileged,
+    # as beat would ask it every 30 s) re-sends rows nobody took.
     agent_b.start()
-    from mailadmin import work
+    from mailadmin.celery import app
 
     def done():
-        work.sweep()
+        app.send_task("mailadmin.tasks.sweep_work", queue="mailadmin")
         return ServiceAction.objects.get(pk=pending.pk).finished
 
-    wait_for(done, 90, "B's pending reload after its agent restarted", interval=1)
+    wait_for(done, 90, "B's pending reload after its agent restarted", interval=2)
     finished = ServiceAction.objects.get(pk=pending.pk)
     assert finished.status == "done", finished.error
     assert finished.worker_pid in child_pids(agent_b)
