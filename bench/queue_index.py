@@ -126,7 +126,7 @@ def run(workdir: Path) -> None:
     call_command("migrate", verbosity=0)
     # This process is the bench instance's agent, as a host's agent worker would be.
     root = Path(settings.MAILADMIN_INSTANCES_DIR) / "qbench"
-    embedded = instance.embedded_instance("qbench", root, 2598, log_file=str(workdir / "syslog"))
+    embedded = instance.embedded_instance("qbench", root, 2598, log_file=str(root / "syslog"))
     agent.serve(instance.write_agent_config(Path(settings.VAR_DIR) / "qbench-agent.toml", "qbench", [embedded]))
     server = MailServer.objects.create(name="qbench", celery_queue="mta.qbench", **embedded.server_fields())
     mta = Mta(server)
