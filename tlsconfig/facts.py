@@ -9,20 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mailadmin.cf.catalog import TLS_FILE_OPTIONS
 from mailadmin.overview import InstalledCf
 
-TLS_OPTION_NAMES = (
-    "CACertFile",
-    "CACertPath",
-    "ServerCertFile",
-    "ServerKeyFile",
-    "ClientCertFile",
-    "ClientKeyFile",
-    "CRLFile",
-    "DHParameters",
-    "Timeout.starttls",
-    "TLSSrvOptions",
-)
+TLS_OPTION_NAMES = (*TLS_FILE_OPTIONS, "Timeout.starttls", "TLSSrvOptions")
 PRIVATE_KEY_OPTIONS = frozenset({"ServerKeyFile", "ClientKeyFile"})
 PATH_OPTIONS = (
     frozenset({"CACertFile", "CACertPath", "ServerCertFile", "ClientCertFile", "CRLFile", "DHParameters"})

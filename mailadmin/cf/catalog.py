@@ -84,6 +84,18 @@ class OptionSpec:
 
 
 TLS = "TLS"
+# The cf options that name a file or directory sendmail reads for STARTTLS (the agent reports their
+# modes; the TLS pages list them).
+TLS_FILE_OPTIONS = (
+    "CACertFile",
+    "CACertPath",
+    "ServerCertFile",
+    "ServerKeyFile",
+    "ClientCertFile",
+    "ClientKeyFile",
+    "CRLFile",
+    "DHParameters",
+)
 CONNECTIONS = "Connections and rate limits"
 RELAYING = "Delivery and relaying"
 QUEUE = "Queue"

@@ -10,10 +10,10 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from mailadmin.mta.gateway import Mta
+from mailadmin.overview import DaemonStatus  # the pages read the same shape from the snapshot
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
@@ -23,26 +23,6 @@ DEAD_GRACE = 3.0
 
 class DaemonError(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class DaemonStatus:
-    pid: int | None
-    process_alive: bool
-    banner: str
-    banner_error: str
-
-    @property
-    def answering(self) -> bool:
-        return self.banner.startswith("220")
-
-    @property
-    def summary(self) -> str:
-        if self.answering:
-            return f"running (pid {self.pid})" if self.process_alive else "answering (no sendmail process in PidFile)"
-        if self.process_alive:
-            return f"process {self.pid} alive but not answering: {self.banner_error or self.banner}"
-        return "not running"
 
 
 def read_pid_file(path: str) -> int | None:

@@ -13,17 +13,8 @@ import pwd
 import smtplib
 import stat
 
-# The cf options that name a file or directory sendmail reads for STARTTLS.
-FILE_OPTIONS = (
-    "CACertFile",
-    "CACertPath",
-    "ServerCertFile",
-    "ServerKeyFile",
-    "ClientCertFile",
-    "ClientKeyFile",
-    "CRLFile",
-    "DHParameters",
-)
+from mailadmin.cf.catalog import TLS_FILE_OPTIONS
+
 PRIVATE_KEY_OPTIONS = frozenset({"ServerKeyFile", "ClientKeyFile"})
 # A key readable by group or others: sendmail starts fine and silently stops offering STARTTLS.
 KEY_READABLE_PROBLEM = "readable by group or others: sendmail will not offer STARTTLS with this key"
@@ -94,7 +85,7 @@ def gather(cert_dir: str, active_options: dict[str, str], address: str, port: in
     """HostSnapshot.tls: the certificate directory, each file the cf's TLS options name (by path), the
     problems of the private keys sendmail would refuse, and the daemon's EHLO reply."""
     named: dict[str, bool] = {}  # path -> named by a private-key option (a combined PEM counts as a key)
-    for name in FILE_OPTIONS:
+    for name in TLS_FILE_OPTIONS:
         value = active_options.get(name, "")
         if value.startswith("/"):
             named[value] = named.get(value, False) or name in PRIVATE_KEY_OPTIONS
