@@ -46,17 +46,26 @@ VAR_DIR = Path(env_str("MAILADMIN_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 CONSOLE_DIR = Path(env_str("MAILADMIN_CONSOLE_DIR", str(VAR_DIR / "console"))).resolve()
 
 
-def load_secret_key() -> str:
-    from_env = os.environ.get("MAILADMIN_SECRET_KEY")
+def secret_from(variable: str, path: Path, make) -> str:
+    """The secret in the environment variable, or in `path`: created 0600 (O_EXCL, so two processes
+    starting at once cannot each write their own) with make() on first use."""
+    from_env = os.environ.get(variable)
     if from_env:
         return from_env
-    key_file = CONSOLE_DIR / "secret_key"
-    if not key_file.exists():
-        CONSOLE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(50))
-    return key_file.read_text().strip()
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(make() + "\n")
+    return path.read_text().strip()
+
+
+def load_secret_key() -> str:
+    return secret_from("MAILADMIN_SECRET_KEY", CONSOLE_DIR / "secret_key", lambda: secrets.token_urlsafe(50))
 
 
 SECRET_KEY = load_secret_key()
@@ -183,17 +192,8 @@ REDIS_PORT = env_int("MAILADMIN_REDIS_PORT", 6390)
 
 
 def load_redis_password() -> str:
-    """MAILADMIN_REDIS_PASSWORD, or var/console/redis.password (created 0600 on first use; scripts/run reads it too)."""
-    from_env = os.environ.get("MAILADMIN_REDIS_PASSWORD")
-    if from_env:
-        return from_env
-    password_file = CONSOLE_DIR / "redis.password"
-    if not password_file.exists():
-        CONSOLE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
-    return password_file.read_text().strip()
+    """MAILADMIN_REDIS_PASSWORD, or var/console/redis.password (scripts/run reads it too)."""
+    return secret_from("MAILADMIN_REDIS_PASSWORD", CONSOLE_DIR / "redis.password", lambda: secrets.token_hex(32))
 
 
 REDIS_PASSWORD = load_redis_password()
@@ -275,12 +275,8 @@ def load_key_encryption_keys() -> list[str]:
     if from_env:
         return [key.strip() for key in from_env.split(",") if key.strip()]
     key_file = Path(env_str("MAILADMIN_KEYS_FILE", str(CONSOLE_DIR / "keys")))
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() + "\n")
-    return [line.strip() for line in key_file.read_text().splitlines() if line.strip()]
+    text = secret_from("", key_file, lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 MAILADMIN_KEYS = load_key_encryption_keys()
