@@ -225,7 +225,9 @@ def live_build(server: MailServer) -> ConfigBuild | None:
     """The build whose cf is installed, by content: the sha256 of the cf the agent last saw on disk
     (its HostSnapshot) against each build's. None: no snapshot yet, or a cf not built here."""
     cf = HostSnapshot.objects.filter(server=server).values_list("cf", flat=True).first() or {}
-    digest = cf.get("sha256") if cf.get("exists") else ""
-    if not digest:
-        return None
-    return server.builds.filter(cf_sha256=digest).order_by("-pk").first()
+    return build_with_cf(server, cf.get("sha256") if cf.get("exists") else "")
+
+
+def build_with_cf(server: MailServer, digest: str) -> ConfigBuild | None:
+    """The newest of the server's builds whose cf has this sha256 (None for an empty digest)."""
+    return server.builds.filter(cf_sha256=digest).order_by("-pk").first() if digest else None

@@ -219,9 +219,8 @@ def lookup_context(server, pk) -> dict | None:
     row = AgentRequest.objects.select_related("server", "server__host").filter(pk=pk, server=server).first()
     if row is None:
         return None
-    silence = None if row.finished else overview.page_silence(row.server)
     tag, _, key = str(row.params.get("key", "")).partition(":")
-    return requests.request_context(row, LOOKUP_RESULT_TEMPLATE, waiting_for=silence, tag=tag, key=key)
+    return requests.request_context(row, LOOKUP_RESULT_TEMPLATE, tag=tag, key=key)
 
 
 @require_role(Role.ADMINISTRATOR)

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from mailadmin import audit, work
+from mailadmin import audit, overview, work
 from mailadmin.models import AgentRequest, AuditEvent, MailServer
 
 
@@ -37,13 +37,15 @@ def ask(server: MailServer, kind: str, params: dict | None = None, *, user=None,
 
 
 def request_context(row: AgentRequest, result_template: str, **extra) -> dict:
-    """What templates/mailadmin/_agent_request.html needs: the row, its progress URL and the
-    template that renders `row.result` once the agent has answered."""
+    """What templates/mailadmin/_agent_request.html needs: the row, its progress URL, the
+    template that renders `row.result` once the agent has answered, and, while it waits, whether
+    its host's agent is not answering (and since when)."""
     return {
         "item": row,
         "agent_request": row,
         "server": row.server,
         "progress_url": reverse("agent_request_progress", args=[row.pk]) + "?" + urlencode({"result": result_template}),
         "result_template": result_template,
+        "waiting_for": None if row.finished else overview.page_silence(row.server),
         **extra,
     }

@@ -202,13 +202,8 @@ def agent_request_progress(request: HttpRequest, pk: int) -> HttpResponse:
     template = request.GET.get("result", "")
     if template not in AGENT_RESULT_TEMPLATES:
         template = "mailadmin/_agent_result_raw.html"
-    context = requests.request_context(row, template, waiting_for=agent_request_silence(row))
+    context = requests.request_context(row, template)
     return render_progress(request, "mailadmin/_agent_request.html", row, context)
-
-
-def agent_request_silence(row: AgentRequest) -> overview.AgentSilence | None:
-    """For _agent_request.html: a question still waiting for an agent that is not answering."""
-    return None if row.finished else overview.page_silence(row.server)
 
 
 @require_role(Role.VIEWER)

@@ -71,11 +71,24 @@ def stop_instance(fields: dict) -> None:
     agent_config_path(fields["name"]).unlink(missing_ok=True)
 
 
-def reserved_words(cf_tree: str, m4_bin: str) -> list[str]:
+DEBIAN_CF_TREE = "/usr/share/sendmail/cf"
+DEBIAN_M4 = "/usr/bin/m4"
+
+
+def reserved_words(cf_tree: str = DEBIAN_CF_TREE, m4_bin: str = DEBIAN_M4) -> frozenset[str]:
     """The macro names an agent reports for its cf tree (computed once per tree and cached)."""
     from mailadmin.mta.macronames import macro_names
 
-    return sorted(macro_names(cf_tree, m4_bin))
+    return macro_names(cf_tree, m4_bin)
+
+
+def make_instance_root(base: Path) -> str:
+    """A root as an agent declares it (a real directory under `base`), with a run/ directory and a
+    link `escape` inside it that points out of it (to /etc)."""
+    root = base / "instance"
+    (root / "run").mkdir(parents=True)
+    (root / "escape").symlink_to("/etc")
+    return os.path.realpath(root)
 
 
 def instance_row(fields: dict):
@@ -91,7 +104,7 @@ def instance_row(fields: dict):
     )
     if not host.approved:
         AgentHost.objects.filter(pk=host.pk).update(approved_at=timezone.now(), last_seen=timezone.now())
-    values["reserved_words"] = reserved_words(values["cf_tree"], values["m4_bin"])
+    values["reserved_words"] = sorted(reserved_words(values["cf_tree"], values["m4_bin"]))
     server, _ = MailServer.objects.update_or_create(name=name, defaults={**values, "host": host})
     agent.instance(name)  # this process serves it (start_instance made it so)
     pid = daemon.live_pid(server)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from mailadmin import config
 from mailadmin.cf import mcfile
 from mailadmin.cf.catalog import OPTIONS
 from mailadmin.models import ConfigBuild, InstallJob, MailServer
@@ -228,9 +229,10 @@ def mark_installed(row: ConfigBuild, outcome: str) -> str:
 
 
 def live_build(server: MailServer) -> ConfigBuild | None:
-    """The build whose cf is on disk now (by content, not by what we last did)."""
+    """The build whose cf is on disk now (by content, not by what we last did): the agent's view,
+    where config.live_build is the pages' (the cf's sha256 in the snapshot)."""
     try:
         digest = sha256(Path(server.cf_path).read_bytes())
     except OSError:
         return None
-    return server.builds.filter(cf_sha256=digest).order_by("-pk").first()
+    return config.build_with_cf(server, digest)

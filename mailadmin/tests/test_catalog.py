@@ -11,12 +11,12 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from mailadmin.cf import catalog, m4safe, mcfile
-from mailadmin.mta import macronames
 from mailadmin.mta.gateway import CommandFailed, m4_errors, run_m4
+from testing.instances import reserved_words
 
 M4 = "/usr/bin/m4"
 CF_TREE = Path("/usr/share/sendmail/cf")
-RESERVED = macronames.macro_names(str(CF_TREE), M4)
+RESERVED = reserved_words(str(CF_TREE), M4)
 # The directories the agent declares; the map files and mailer programs below lie under them.
 ROOTS = ("/etc/mail", "/usr/local/bin", "/usr/lib/sm.bin")
 PROTO = (CF_TREE / "m4" / "proto.m4").read_text()

@@ -5,7 +5,6 @@ test_m4safe.py puts the whole corpus through every typed field's validator; here
 goes through the real views for each kind of value, to prove the pages use those validators.
 """
 
-import os
 import re
 
 import pytest
@@ -15,11 +14,11 @@ from django.core.exceptions import ValidationError
 from mailadmin import config
 from mailadmin.cf import catalog
 from mailadmin.models import AccessEntry, AuditEvent, ConfigBuild, ConfigValue, FeatureSetting, MailServer
-from mailadmin.mta import macronames
 from testing.hostile_values import hostile_values
+from testing.instances import make_instance_root, reserved_words
 
 # What the host's agent reports for its cf tree (computed once for the module, as an agent would).
-RESERVED_WORDS = sorted(macronames.macro_names("/usr/share/sendmail/cf", "/usr/bin/m4"))
+RESERVED_WORDS = sorted(reserved_words())
 
 # One option per kind of value; every validator gets a slice of the corpus through a real POST.
 FIELDS_BY_TYPE: dict[str, str] = {}
@@ -30,10 +29,7 @@ for option_name, spec in catalog.OPTIONS.items():
 @pytest.fixture
 def instance_root(tmp_path):
     """The one directory the agent declares for the instance, with a link inside it pointing out."""
-    root = tmp_path / "instance"
-    (root / "run").mkdir(parents=True)
-    (root / "escape").symlink_to("/etc")
-    return os.path.realpath(root)
+    return make_instance_root(tmp_path)
 
 
 @pytest.fixture

@@ -11,15 +11,15 @@ from django.core.exceptions import ValidationError
 
 from mailadmin.cf import catalog, m4safe, mcfile
 from mailadmin.cf.mcfile import BuildStamp, FeatureDecl, OptionDefine, Unmanaged
-from mailadmin.mta import macronames
 from mailadmin.mta.gateway import run_m4
 from mailadmin.mta.instance import Layout, render_embedded_mc
+from testing.instances import reserved_words
 
 M4 = "/usr/bin/m4"
 CF_TREE = "/usr/share/sendmail/cf"
 STOCK_MC = Path("/etc/mail/sendmail.mc")
 # What the host's agent reports: its cf tree's macro names, and the directories of a Debian instance.
-RESERVED = macronames.macro_names(CF_TREE, M4)
+RESERVED = reserved_words(CF_TREE, M4)
 ROOTS = ("/etc/mail", "/var/spool/mqueue", "/run/sendmail", "/var/log")
 
 
