@@ -226,8 +226,9 @@ QUEUE_INDEX_DEEP_SECONDS = env_int("MAILADMIN_QUEUE_INDEX_DEEP_SECONDS", 600)
 QUEUE_INDEX_WATCH = bool(env_int("MAILADMIN_QUEUE_INDEX_WATCH", 1))
 # Every this often each agent writes a HostSnapshot of its instances (daemon, cf, queue counts, log
 # tail, STARTTLS facts): the pages read it. Silent for AGENT_STALE_SECONDS (and at least 3 intervals):
-# the pages say the agent is not answering.
-AGENT_SNAPSHOT_SECONDS = env_int("MAILADMIN_AGENT_SNAPSHOT_SECONDS", 15)
+# the pages say the agent is not answering. Each snapshot is one SMTP session (EHLO, QUIT) and so
+# a few lines in the mail log: every 30 s is under 3,000 a day, and actions take their own at once.
+AGENT_SNAPSHOT_SECONDS = env_int("MAILADMIN_AGENT_SNAPSHOT_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
     "sweep-work-rows": {"task": "mailadmin.tasks.sweep_work", "schedule": float(WORK_SWEEP_SECONDS)},
     "refresh-queue-indexes": {"task": "mailqueue.tasks.refresh_indexes", "schedule": 60.0},

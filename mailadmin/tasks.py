@@ -44,8 +44,13 @@ def serve_this_hosts_instances(**kwargs) -> None:
 
 @worker_ready.connect
 def report_to_the_console(**kwargs) -> None:
-    if agent.configs():
-        report.send_all()
+    """An agent that (re)starts tells the console what it serves, then what it sees (a snapshot of
+    each approved instance at once, instead of at the next poll)."""
+    if not agent.configs():
+        return
+    report.send_all()
+    for server in MailServer.objects.filter(name__in=agent.served(), host__approved_at__isnull=False):
+        agents.publish_snapshot(server)
 
 
 @shared_task(name="mailadmin.tasks.take_snapshot")
@@ -62,12 +67,3 @@ def take_snapshot(server_pk: int) -> str:
 def poll_agents() -> int:
     """Beat, on the central queue: ask every approved host's agent for a snapshot of each instance."""
     return agents.poll()
-
-
-@worker_ready.connect
-def snapshot_on_start(**kwargs) -> None:
-    """An agent that (re)starts reports what it sees at once, instead of at the next poll."""
-    served = agent.served()
-    if served:
-        for server in MailServer.objects.filter(name__in=served, host__approved_at__isnull=False):
-            agents.publish_snapshot(server)

@@ -126,4 +126,4 @@ class Browser:
 
     def log_in(self, username: str, password: str) -> None:
         status, page = self.post("/login/", {"username": username, "password": password})
-        assert status == 200 and "Log out" in page or "logout" in page, page[:2000]
+        assert status == 200 and ("Log out" in page or "logout" in page), page[:2000]

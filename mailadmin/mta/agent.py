@@ -119,8 +119,8 @@ def console_secret_paths() -> list[str]:
     """The console's own secrets: no root an agent serves may hold one, or lie inside their directory."""
     from django.conf import settings
 
-    paths = [Path(settings.CONSOLE_DIR), Path(settings.CONSOLE_DIR) / "secret_key"]
-    paths.append(Path(os.environ.get("MAILADMIN_KEYS_FILE", str(Path(settings.CONSOLE_DIR) / "keys"))))
+    # The directory covers what lies in it; the keys file and the database may be moved elsewhere.
+    paths = [Path(settings.CONSOLE_DIR), Path(os.environ.get("MAILADMIN_KEYS_FILE", str(settings.CONSOLE_DIR)))]
     database = settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3"):
         paths.append(Path(str(database["NAME"])))

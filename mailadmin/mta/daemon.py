@@ -70,13 +70,18 @@ def smtp_banner(address: str, port: int, timeout: float = 3.0) -> str:
     return data.decode("utf-8", "replace").strip()
 
 
-def status(server, timeout: float = 3.0) -> DaemonStatus:
+def status(server, timeout: float = 3.0, greeting: tuple[str, str] | None = None) -> DaemonStatus:
+    """The PidFile's process and the daemon's greeting; `greeting` (banner, error) is one a caller
+    already got from its own SMTP session (the snapshot's EHLO), so the daemon is not asked twice."""
     pid = read_pid_file(server.pid_file)
     alive = bool(pid) and is_sendmail_process(pid)
-    try:
-        banner, error = smtp_banner(server.smtp_address, server.smtp_port, timeout), ""
-    except OSError as exc:
-        banner, error = "", exc.strerror or str(exc) or type(exc).__name__
+    if greeting is not None:
+        banner, error = greeting
+    else:
+        try:
+            banner, error = smtp_banner(server.smtp_address, server.smtp_port, timeout), ""
+        except OSError as exc:
+            banner, error = "", exc.strerror or str(exc) or type(exc).__name__
     return DaemonStatus(pid=pid, process_alive=alive, banner=banner, banner_error=error)
 
 

@@ -144,7 +144,6 @@ def take(server: MailServer) -> HostSnapshot:
             problems.append(f"{label}: {exc or type(exc).__name__}")
             return fallback
 
-    status = gather("daemon status", lambda: asdict(daemon.status(server)), {})
     version = gather("sendmail version", lambda: asdict(sendmail_version(server)), {})
     counts = gather("queue", lambda: asdict(spool.spool_counts(server.queue_dir)), {})
     cf, cf_text, cut = gather("sendmail.cf", lambda: installed_cf(server.cf_path), (InstalledCf(), "", False))
@@ -156,6 +155,11 @@ def take(server: MailServer) -> HostSnapshot:
         lambda: tlsfacts.gather(server.cert_dir, active, server.smtp_address, server.smtp_port),
         {},
     )
+    # One SMTP session per snapshot (each one is a line in the mail log): the EHLO's greeting is
+    # the daemon's greeting too.
+    hello = tls.get("ehlo")
+    greeting = (hello["greeting"], hello["error"]) if hello else None
+    status = gather("daemon status", lambda: asdict(daemon.status(server, greeting=greeting)), {})
     values = {
         "taken_at": started,
         "daemon": status,
@@ -172,6 +176,8 @@ def take(server: MailServer) -> HostSnapshot:
         row = HostSnapshot.objects.select_for_update().filter(server=server).first()
         # A snapshot begun later (after a daemon action, say) and written first is the truer one.
         if row is None or row.taken_at <= started:
+            if row is not None and cf.sha256 and row.cf.get("sha256") == cf.sha256:
+                values.pop("cf_text")  # the same cf as last time: not another copy of it into the database
             row, _ = HostSnapshot.objects.update_or_create(server=server, defaults=values)
         if server.host_id:
             AgentHost.objects.filter(pk=server.host_id).update(last_seen=timezone.now())
