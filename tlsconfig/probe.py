@@ -211,17 +211,6 @@ def daemon_complaints(server: MailServer, lines: int = 8) -> list[str]:
     return [line for line in tail.lines if "STARTTLS" in line or "TLS" in line.split(":", 3)[-1]][-lines:]
 
 
-def key_mode_problems(cf: InstalledCf) -> list[str]:
-    problems = []
-    for option in cf.active_options:
-        if option.name in tlsfacts.PRIVATE_KEY_OPTIONS and option.value.startswith("/"):
-            facts = tlsfacts.path_facts(option.value, private_key=True)
-            if facts["problem"]:
-                mode = f" (mode {facts['mode']})" if facts["mode"] else ""
-                problems.append(f"{option.name} {option.value}: {facts['problem']}{mode}")
-    return problems
-
-
 def probe_server(server: MailServer, *, with_client_certificate: bool = False) -> dict:
     """The live probe and what it is compared with (the installed cf, key files, the daemon's log)."""
     server = agent.bind(server)
@@ -240,7 +229,7 @@ def probe_server(server: MailServer, *, with_client_certificate: bool = False) -
         "result": result,
         "ca_file": ca_file or "",
         "comparison": compare_with_deployed(cf, result) if cf.exists else None,
-        "key_problems": key_mode_problems(cf) if cf.exists else [],
+        "key_problems": tlsfacts.key_problems({o.name: o.value for o in cf.active_options}) if cf.exists else [],
         "complaints": daemon_complaints(server),
     }
 

@@ -81,6 +81,21 @@ def ehlo(address: str, port: int, timeout: float = 5.0) -> dict:
     return reply
 
 
+def key_problems(active_options: dict[str, str], files: dict[str, dict] | None = None) -> list[str]:
+    """The private keys the cf names that sendmail would refuse (missing, or readable by group or
+    others: it then silently offers no STARTTLS). `files`: path facts already read, by path."""
+    problems = []
+    for name in sorted(PRIVATE_KEY_OPTIONS):
+        path = active_options.get(name, "")
+        if not path.startswith("/"):
+            continue
+        facts = (files or {}).get(path) or path_facts(path, private_key=True)
+        if facts["problem"]:
+            mode = f" (mode {facts['mode']})" if facts["mode"] else ""
+            problems.append(f"{name} {facts['path']}: {facts['problem']}{mode}")
+    return problems
+
+
 def gather(cert_dir: str, active_options: dict[str, str], address: str, port: int) -> dict:
     """HostSnapshot.tls: the certificate directory, each file the cf's TLS options name (by path), the
     problems of the private keys sendmail would refuse, and the daemon's EHLO reply."""
@@ -90,15 +105,9 @@ def gather(cert_dir: str, active_options: dict[str, str], address: str, port: in
         if value.startswith("/"):
             named[value] = named.get(value, False) or name in PRIVATE_KEY_OPTIONS
     files = {path: {**path_facts(path, private_key=key), "private_key": key} for path, key in named.items()}
-    key_problems = []
-    for name in sorted(PRIVATE_KEY_OPTIONS):
-        facts = files.get(active_options.get(name, ""))
-        if facts and facts["problem"]:
-            mode = f" (mode {facts['mode']})" if facts["mode"] else ""
-            key_problems.append(f"{name} {facts['path']}: {facts['problem']}{mode}")
     return {
         "cert_dir": path_facts(cert_dir),
         "files": files,
-        "key_problems": key_problems,
+        "key_problems": key_problems(active_options, files),
         "ehlo": ehlo(address, port),
     }
