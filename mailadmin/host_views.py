@@ -13,8 +13,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_POST
 
-from mailadmin import audit, hosts
-from mailadmin.models import AgentHost, AuditEvent
+from mailadmin import audit, hosts, overview
+from mailadmin.models import AgentHost, AuditEvent, MailServer
 from mailadmin.roles import Role, require_role
 from mailadmin.views import render_page
 
@@ -22,8 +22,12 @@ from mailadmin.views import render_page
 @require_role(Role.VIEWER)
 @require_GET
 def server_list(request: HttpRequest) -> HttpResponse:
+    servers = list(MailServer.objects.select_related("host"))
     context = {
-        "hosts": list(AgentHost.objects.prefetch_related("servers")),
+        # Each server with what its agent's silence says (None: answering) and when it last answered.
+        "server_rows": [
+            (server, overview.agent_silence(server), overview.ago(overview.last_answer(server))) for server in servers
+        ],
         "pending": list(AgentHost.objects.filter(approved_at__isnull=True)),
         "agent_config_example": "/etc/mailadmin/agent.toml",
         "stale_after": settings.AGENT_STALE_SECONDS,
