@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,6 +62,55 @@ def reason_of(control: spool.ControlFile) -> str | None:
     return parsed.quarantine_reason if parsed else None
 
 
+class DebugCapture:
+    """sendmail's `-D file` output, kept to its first DEBUG_LOG_LIMIT bytes without ever landing on disk.
+
+    `-d` on a big queue writes without bound (hundreds of MB at -d0-99.1), so the file sendmail
+    appends to is a FIFO: a thread keeps the first 256 KiB and reads the rest away, so sendmail is
+    never slowed or stopped and the disk never fills. A write end of our own keeps the FIFO open
+    between the action's sendmail calls (each opens it anew) and is closed when they are done.
+    """
+
+    FINISH_SECONDS = 10.0
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        os.mkfifo(path, 0o600)
+        self.reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        self.keeper = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+        os.set_blocking(self.reader, True)
+        self.kept = bytearray()
+        self.total = 0
+        self.thread = threading.Thread(target=self._drain, name=f"debug {path.name}", daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        try:
+            while chunk := os.read(self.reader, 65536):
+                self.total += len(chunk)
+                room = DEBUG_LOG_LIMIT - len(self.kept)
+                if room > 0:
+                    self.kept += chunk[:room]
+        finally:
+            os.close(self.reader)
+
+    def finish(self) -> str:
+        """Close our end, wait for sendmail's to close, and return what was kept."""
+        if self.keeper is not None:
+            os.close(self.keeper)
+            self.keeper = None
+            self.path.unlink(missing_ok=True)
+            # A child sendmail forked may still hold the FIFO: then we answer with what we have,
+            # and the thread goes on reading it away until that child closes it.
+            self.thread.join(self.FINISH_SECONDS)
+        text = bytes(self.kept).decode("utf-8", "replace")
+        if self.total > DEBUG_LOG_LIMIT:
+            text += f"\n[… cut at {DEBUG_LOG_LIMIT // 1024} KiB of {self.total:,} bytes]"
+        return text
+
+
 class Runner:
     """Runs one QueueAction's sendmail calls and collects commands, output and the debug log."""
 
@@ -71,19 +121,16 @@ class Runner:
         self.server = mta.server
         self.commands: list[list[str]] = []
         self.output: list[str] = []
-        self.debug_path: Path | None = None
+        self.debug: DebugCapture | None = None
         if action.debug_level:
             forms.clean_debug_level(action.debug_level)
-            directory = Path(settings.VAR_DIR) / "queue-debug"
-            directory.mkdir(parents=True, exist_ok=True)
-            self.debug_path = directory / f"action-{action.pk}.log"
-            self.debug_path.unlink(missing_ok=True)
+            self.debug = DebugCapture(Path(settings.VAR_DIR) / "queue-debug" / f"action-{action.pk}.fifo")
 
     def debug_flags(self) -> list[str]:
         # -D must come before -d, or sendmail exits 64 ("-D file must be before -d").
-        if self.debug_path is None:
+        if self.debug is None:
             return []
-        return ["-D", str(self.debug_path), f"-d{self.action.debug_level}"]
+        return ["-D", str(self.debug.path), f"-d{self.action.debug_level}"]
 
     def sendmail(self, *args: str, timeout: float | None = None) -> CommandResult:
         result = self.mta.sendmail(*self.debug_flags(), *args, action=f"queue {self.action.verb}", timeout=timeout)
@@ -94,17 +141,7 @@ class Runner:
         return result
 
     def debug_log(self) -> str:
-        if self.debug_path is None:
-            return ""
-        try:
-            with open(self.debug_path, "rb") as handle:
-                raw = handle.read(DEBUG_LOG_LIMIT + 1)
-        except FileNotFoundError:
-            return ""
-        finally:
-            self.debug_path.unlink(missing_ok=True)
-        text = raw[:DEBUG_LOG_LIMIT].decode("utf-8", "replace")
-        return text + ("\n[… cut at 256 KiB]" if len(raw) > DEBUG_LOG_LIMIT else "")
+        return self.debug.finish() if self.debug is not None else ""
 
     def joined_output(self) -> str:
         return "\n".join(self.output)[:OUTPUT_LIMIT]

@@ -32,7 +32,7 @@ from mailadmin.cf import mcfile
 from mailadmin.cf.catalog import OPTIONS
 from mailadmin.models import ConfigBuild, InstallJob, MailServer
 from mailadmin.mta import agent, daemon
-from mailadmin.mta.files import write_atomically
+from mailadmin.mta.files import create_new, private_directory, write_atomically
 from mailadmin.mta.gateway import CommandFailed, Mta
 
 Progress = Callable[[int, str], None]
@@ -65,10 +65,9 @@ def refuse_paths_outside_roots(row: ConfigBuild, error: type[Exception], what: s
 
 
 def staging_dir(server: MailServer) -> Path:
-    """Private scratch space next to the live files, so the final rename never crosses a file system."""
-    path = Path(server.conf_dir) / ".mailadmin"
-    path.mkdir(mode=0o700, exist_ok=True)
-    return path
+    """Private scratch space next to the live files, so the final rename never crosses a file system;
+    checked at every use (ours, 0700, not a symlink)."""
+    return private_directory(Path(server.conf_dir) / ".mailadmin")
 
 
 def expected_lines(options: dict[str, str]) -> list[str]:
@@ -103,7 +102,7 @@ def build(row: ConfigBuild, mta: Mta, progress: Progress) -> None:
     staged_mc, staged_cf = stage / f"{row.build_id}.mc", stage / f"{row.build_id}.cf"
     log: list[str] = []
     try:
-        staged_mc.write_text(row.mc_text)
+        create_new(staged_mc, row.mc_text.encode())
         progress(20, "running m4")
         try:
             result = mta.m4(staged_mc, staged_cf)
@@ -137,7 +136,8 @@ def build(row: ConfigBuild, mta: Mta, progress: Progress) -> None:
 @contextmanager
 def install_lock(server: MailServer):
     """One install at a time per server, across workers and processes."""
-    with open(staging_dir(server) / "install.lock", "w") as handle:
+    fd = os.open(staging_dir(server) / "install.lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -147,7 +147,8 @@ def install_access_map(server: MailServer, mta: Mta, source_text: str) -> None:
     live_source = Path(server.access_path)
     stage = staging_dir(server)
     staged_source = stage / "access"
-    staged_source.write_text(source_text)
+    create_new(staged_source, source_text.encode())
+    (stage / "access.db").unlink(missing_ok=True)
     mta.makemap("hash", staged_source)
     write_atomically(live_source, source_text.encode())
     staged_db = stage / "access.db"

@@ -9,7 +9,44 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
+
+
+class UnsafeDirectory(Exception):
+    """A directory the agent would stage files in is not its own private one."""
+
+
+def private_directory(path: Path) -> Path:
+    """`path` as a directory only this process's user can use: created 0700 if missing; refused if
+    it is a symlink, not a directory, owned by someone else, or open to group or others (another
+    local account could then swap a staged file between the check and the install)."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    problems = []
+    if stat.S_ISLNK(info.st_mode):
+        problems.append("is a symbolic link")
+    elif not stat.S_ISDIR(info.st_mode):
+        problems.append("is not a directory")
+    if info.st_uid != os.geteuid():
+        problems.append(f"is owned by uid {info.st_uid}, not {os.geteuid()}")
+    if info.st_mode & 0o077:
+        problems.append(f"has mode {stat.S_IMODE(info.st_mode):04o}, not 0700")
+    if problems:
+        raise UnsafeDirectory(f"{path} " + " and ".join(problems) + "; the agent stages nothing there")
+    return path
+
+
+def create_new(path: Path, data: bytes = b"", mode: int = 0o600) -> None:
+    """Write a file that did not exist a moment ago (O_EXCL|O_NOFOLLOW): a leftover of a crashed run
+    is removed first (unlink removes a symlink itself, never its target)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 def fsync_directory(path: str | Path) -> None:

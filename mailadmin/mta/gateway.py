@@ -178,7 +178,10 @@ class _output_file:
         if self.path is None:
             self.handle = tempfile.TemporaryFile()
         else:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            # A fresh file: whatever was there (a crashed run's leftover, a planted link) is unlinked,
+            # and the new one is never an existing file nor reached through a link.
+            self.path.unlink(missing_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             self.handle = os.fdopen(fd, "wb")
         return self.handle
 

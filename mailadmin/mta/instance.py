@@ -18,7 +18,7 @@ from pathlib import Path
 from django.conf import settings
 
 from mailadmin.mta import agent
-from mailadmin.mta.files import replace_with, write_atomically
+from mailadmin.mta.files import create_new, replace_with, write_atomically
 from mailadmin.mta.gateway import Mta
 
 # Relay target for queue runs: a loopback address that is not one of sendmail's own names,
@@ -262,7 +262,7 @@ def build_base_cf(server, mta: Mta) -> str:
     )
     mc_path, cf_path = Path(server.mc_path), Path(server.cf_path)
     staged_mc = mc_path.with_name(mc_path.name + ".new")
-    staged_mc.write_text(mc)
+    create_new(staged_mc, mc.encode(), 0o644)
     staged_cf = cf_path.with_name(cf_path.name + ".new")
     try:
         mta.m4(staged_mc, staged_cf)

@@ -65,6 +65,38 @@ def test_a_build_is_checked_and_diffed_without_touching_the_live_cf(instance_fil
     assert not list(cfbuild.staging_dir(server).glob("*.cf"))
 
 
+@pytest.mark.parametrize("spoil", ["symlink", "group-writable", "other-owner"])
+def test_a_staging_directory_that_is_not_the_agents_own_refuses_the_build(instance_files, tmp_path, spoil):
+    server = instance_files
+    stage = Path(server.conf_dir) / ".mailadmin"
+    if stage.exists():
+        for leftover in stage.iterdir():
+            leftover.unlink()
+        stage.rmdir()
+    if spoil == "symlink":
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir(mode=0o700)
+        stage.symlink_to(elsewhere)
+    else:
+        stage.mkdir(mode=0o700)
+        if spoil == "group-writable":
+            stage.chmod(0o770)
+        else:
+            os.chown(stage, 65534, 65534)
+    before = live_state(server)
+    try:
+        row = run_build(new_build(server))
+    finally:
+        spoiled = stage.is_symlink() or stage.stat().st_mode & 0o077 or stage.stat().st_uid != os.geteuid()
+        (stage.unlink if stage.is_symlink() else stage.rmdir)()
+    assert spoiled
+    assert row.status == WorkStatus.FAILED
+    assert f"{stage} " in row.error and "the agent stages nothing there" in row.error, row.error
+    assert live_state(server) == before
+    if spoil == "symlink":
+        assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
 def test_an_m4_error_fails_the_build_and_the_live_cf_and_daemon_are_untouched(instance_files):
     server = instance_files
     before = live_state(server)

@@ -106,7 +106,30 @@ def test_deliver_now_attempts_and_reports_the_deferral_with_a_debug_log(submit):
     assert argv.index("-D") < argv.index("-d0.1") < argv.index(f"-qI{queue_id}")
     assert action.outcomes[queue_id] == "attempted: Deferred: Connection refused by [127.0.0.2]"
     assert "Version 8." in action.debug_log
-    assert not (Path(settings.VAR_DIR) / "queue-debug" / f"action-{action.pk}.log").exists()
+    assert not (Path(settings.VAR_DIR) / "queue-debug" / f"action-{action.pk}.fifo").exists()
+
+
+def test_a_debug_run_that_writes_more_than_256_kib_keeps_the_first_256_kib_and_nothing_on_disk(submit):
+    queue_ids = submit.send(count=12)
+    # Rewriting (21.12) and name resolution (8.99) traces: about 40 KB a message.
+    action = run_action(submit.server, QueueAction.Verb.DELIVER, queue_ids=queue_ids, debug_level="0-99.1,21.12,8.99")
+    assert action.status == "done", action.error
+    kept, _, note = action.debug_log.rpartition("\n[… cut at 256 KiB of ")
+    assert note.endswith(" bytes]") and int(note.removesuffix(" bytes]").replace(",", "")) > actions.DEBUG_LOG_LIMIT
+    assert len(kept.encode()) <= actions.DEBUG_LOG_LIMIT
+    assert "Version 8." in kept
+    assert list((Path(settings.VAR_DIR) / "queue-debug").iterdir()) == []
+
+
+def test_the_debug_capture_reads_a_writer_to_the_end_and_keeps_only_the_limit(tmp_path):
+    capture = actions.DebugCapture(tmp_path / "debug.fifo")
+    with open(capture.path, "ab") as writer:  # as sendmail's -D opens it: append
+        for _ in range(40):
+            writer.write(b"x" * 65536)
+    text = capture.finish()
+    assert text.startswith("x" * actions.DEBUG_LOG_LIMIT)
+    assert text.endswith(f"[… cut at 256 KiB of {40 * 65536:,} bytes]")
+    assert not capture.path.exists()
 
 
 HOSTILE_REASONS = [
