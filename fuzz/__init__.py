@@ -5,4 +5,4 @@ from the seeds committed under fuzz/corpus/TARGET/; test_fuzz_targets.py replays
 each target briefly, so `make test` keeps the harness working.
 """
 
-TARGETS = ("queue_file", "queue_validators", "tls_upload")
+TARGETS = ("queue_file", "queue_validators", "tls_upload", "mail_log")
