@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "mailadmin",
     "tlsconfig",
     "mailqueue",
+    "tracking",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,233 @@
+"""Folding parsed log lines into trace rows: one batch of lines, one set of bulk queries.
+
+The agent calls store_lines() with the lines of one read (tracking.follower.Batch), already
+limited to its instance's syslog tag, inside the transaction that also moves the checkpoint.
+Lines of one message are spread over many batches (accepted now, deferred for days), so each
+batch loads the traces and recipients it touches, applies its lines in order, and writes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, tzinfo
+
+from django.db.models import Q
+
+from tracking.models import MessageTrace, TraceEvent, TraceRecipient
+from tracking.parser import LogLine, bare_address, split_addresses, year_for
+
+Status = MessageTrace.Status
+# SQLite allows 32766 variables in a statement (older builds 999): stay well under either.
+IN_CHUNK = 500
+PENDING = (Status.QUEUED, Status.DEFERRED)
+TRACE_FIELDS = [
+    "message_id", "sender", "size", "nrcpts", "protocol", "daemon", "relay", "client_address",
+    "received_at", "last_event_at", "status", "status_text", "quarantine_reason", "ruleset", "bounce_of",
+]  # fmt: skip
+RECIPIENT_FIELDS = ["status", "status_text", "dsn", "mailer", "relay", "attempts", "last_attempt_at"]
+
+
+def status_of_delivery(stat: str, dsn: str) -> str:
+    """What a to= line's stat= and dsn= say about that recipient."""
+    if stat.startswith("Sent"):
+        return Status.DELIVERED
+    if stat.lower().startswith("queued"):
+        return Status.QUEUED
+    if dsn.startswith("5"):
+        return Status.BOUNCED
+    if dsn.startswith("2"):
+        return Status.DELIVERED
+    return Status.DEFERRED
+
+
+def overall_status(trace: MessageTrace, recipients: Iterable[TraceRecipient]) -> str:
+    """A message's status from its recipients': pending if any is, then bounced if any did."""
+    if trace.quarantine_reason:
+        return Status.QUARANTINED
+    statuses = {recipient.status for recipient in recipients}
+    if not statuses:
+        return Status.REJECTED if trace.ruleset else Status.QUEUED
+    for status in (Status.DEFERRED, Status.QUEUED, Status.BOUNCED):
+        if status in statuses:
+            return status
+    if statuses == {Status.REJECTED}:
+        return Status.REJECTED
+    return Status.DELIVERED
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2] if "@" in address else ""
+
+
+def _chunks(values: list, size: int = IN_CHUNK):
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class Fold:
+    """The traces, recipients and events one batch touches, applied in order and written at the end."""
+
+    def __init__(self, server, now: datetime, zone: tzinfo):
+        self.server, self.now, self.zone = server, now, zone
+        self.traces: dict[str, MessageTrace] = {}
+        self.new_traces: list[MessageTrace] = []
+        self.rejections: list[MessageTrace] = []
+        self.recipients: dict[tuple[str, str], TraceRecipient] = {}
+        self.events: list[TraceEvent] = []
+        # A bounce and the message it bounces may both be new in this batch: linked after both are saved.
+        self.bounce_links: list[tuple[MessageTrace, MessageTrace]] = []
+
+    def when(self, line: LogLine) -> datetime | None:
+        return line.timestamp(year_for(line.month, self.now) if line.month else self.now.year, self.zone)
+
+    def load(self, lines: list[LogLine]) -> None:
+        queue_ids = {line.queue_id for line in lines if line.queue_id}
+        queue_ids |= {line.fields["new_queue_id"] for line in lines if line.kind == "dsn"}
+        for chunk in _chunks(sorted(queue_ids)):
+            for trace in MessageTrace.objects.filter(server=self.server, queue_id__in=chunk):
+                self.traces[trace.queue_id] = trace
+        missing = [queue_id for queue_id in sorted(queue_ids) if queue_id not in self.traces]
+        for queue_id in missing:
+            trace = MessageTrace(server=self.server, queue_id=queue_id)
+            self.traces[queue_id] = trace
+            self.new_traces.append(trace)
+        by_pk = {trace.pk: trace for trace in self.traces.values() if trace.pk}
+        for chunk in _chunks(list(by_pk)):
+            for recipient in TraceRecipient.objects.filter(trace_id__in=chunk):
+                recipient.trace = by_pk[recipient.trace_id]  # the very object this batch changes
+                self.recipients[(recipient.trace.queue_id, recipient.address)] = recipient
+
+    def recipient(self, trace: MessageTrace, address: str) -> TraceRecipient:
+        key = (trace.queue_id, address)
+        if key not in self.recipients:
+            self.recipients[key] = TraceRecipient(trace=trace, address=address[:400], domain=domain_of(address)[:255])
+        return self.recipients[key]
+
+    def apply(self, line: LogLine) -> None:
+        at = self.when(line)
+        trace = self.traces.get(line.queue_id) if line.queue_id else None
+        if trace is None and line.kind == "reject":
+            trace = self.rejection(line, at)
+        self.events.append(TraceEvent(server=self.server, trace=trace, at=at, kind=line.kind, raw=line.raw))
+        if trace is None:
+            return
+        if at and (trace.last_event_at is None or at > trace.last_event_at):
+            trace.last_event_at = at
+        trace.received_at = trace.received_at or at
+        fields = line.fields
+        if line.kind == "from":
+            trace.sender = bare_address(fields.get("from", ""))[:400]
+            trace.size = _integer(fields.get("size"))
+            trace.nrcpts = _integer(fields.get("nrcpts"))
+            trace.message_id = fields.get("msgid", "")[:400]
+            trace.protocol = fields.get("proto", "")[:20]
+            trace.daemon = fields.get("daemon", "")[:60]
+            trace.relay = fields.get("relay", "")[:400]
+            trace.client_address = line.client_address[:64]
+        elif line.kind == "to":
+            stat, dsn = fields.get("stat", ""), fields.get("dsn", "")
+            status = status_of_delivery(stat, dsn)
+            for address in line.recipients:
+                recipient = self.recipient(trace, bare_address(address))
+                recipient.status, recipient.status_text, recipient.dsn = status, stat[:600], dsn[:12]
+                recipient.mailer, recipient.relay = fields.get("mailer", "")[:40], fields.get("relay", "")[:400]
+                if status != Status.QUEUED:
+                    recipient.attempts += 1
+                    recipient.last_attempt_at = at
+            trace.status_text = stat[:600]
+        elif line.kind == "quarantine":
+            trace.quarantine_reason = fields["quarantine"][:400] or "(no reason)"
+        elif line.kind == "unquarantine":
+            trace.quarantine_reason = ""
+        elif line.kind == "dsn":
+            self.bounce_links.append((self.traces[fields["new_queue_id"]], trace))
+            if not fields["text"].startswith("Warning"):
+                trace.status_text = f"DSN: {fields['text']}"[:600]
+                for (queue_id, _), recipient in self.recipients.items():
+                    if queue_id == trace.queue_id and recipient.status in PENDING:
+                        recipient.status = Status.BOUNCED
+        elif line.kind == "reject":
+            self.refuse(trace, line)
+
+    def rejection(self, line: LogLine, at: datetime | None) -> MessageTrace:
+        """A refusal before the message had a queue id: a trace of its own, keyed by the client."""
+        trace = MessageTrace(server=self.server, queue_id="", received_at=at, last_event_at=at)
+        trace.client_address = line.client_address[:64]
+        trace.relay = line.fields.get("relay", "")[:400]
+        self.rejections.append(trace)
+        return trace
+
+    def refuse(self, trace: MessageTrace, line: LogLine) -> None:
+        fields = line.fields
+        trace.ruleset = fields.get("ruleset", "")[:60]
+        trace.status_text = fields["reject"][:600]
+        argument = bare_address(fields.get("arg1", ""))
+        if trace.ruleset == "check_rcpt" and argument:
+            recipient = self.recipient(trace, argument)
+            recipient.status, recipient.status_text = Status.REJECTED, fields["reject"][:600]
+            recipient.dsn = fields["reject"].split(" ", 2)[1][:12] if fields["reject"].count(" ") >= 2 else ""
+        elif trace.ruleset == "check_mail" and argument and not trace.sender:
+            trace.sender = argument[:400]
+
+    def save(self) -> None:
+        by_trace: dict[int, list[TraceRecipient]] = {}
+        for recipient in self.recipients.values():
+            by_trace.setdefault(id(recipient.trace), []).append(recipient)
+        for trace in [*self.traces.values(), *self.rejections]:
+            trace.status = overall_status(trace, by_trace.get(id(trace), []))
+        # New rows are inserted whole; rows read from the database are updated (their recipients
+        # and events point at them by the primary key bulk_create fills in).
+        MessageTrace.objects.bulk_create(self.new_traces + self.rejections, batch_size=IN_CHUNK)
+        created = {id(trace) for trace in self.new_traces}
+        loaded = [trace for trace in self.traces.values() if id(trace) not in created]
+        for bounce, original in self.bounce_links:
+            bounce.bounce_of = original
+        if self.bounce_links:
+            loaded += [bounce for bounce, _ in self.bounce_links if id(bounce) in created]
+        if loaded:
+            MessageTrace.objects.bulk_update(loaded, TRACE_FIELDS, batch_size=IN_CHUNK)
+        new = [recipient for recipient in self.recipients.values() if recipient.pk is None]
+        old = [recipient for recipient in self.recipients.values() if recipient.pk is not None]
+        TraceRecipient.objects.bulk_create(new, batch_size=IN_CHUNK)
+        if old:
+            TraceRecipient.objects.bulk_update(old, RECIPIENT_FIELDS, batch_size=IN_CHUNK)
+        TraceEvent.objects.bulk_create(self.events, batch_size=2000)
+
+
+def _integer(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def store_lines(server, lines: list[LogLine], *, now: datetime, zone: tzinfo) -> int:
+    """Apply `lines` (one instance's, in log order) to its traces; returns how many were stored."""
+    fold = Fold(server, now, zone)
+    fold.load(lines)
+    for line in lines:
+        fold.apply(line)
+    fold.save()
+    return len(lines)
+
+
+def journey(trace: MessageTrace) -> list[MessageTrace]:
+    """The traces of one message on every host, in the order it passed them (by Message-ID)."""
+    if not trace.message_id:
+        return [trace]
+    related = MessageTrace.objects.filter(message_id=trace.message_id).select_related("server")
+    return sorted(related, key=lambda each: (each.received_at is None, each.received_at, each.pk))
+
+
+def search_filter(query: str) -> Q:
+    """A message-id, a queue id or an address as one condition (the CLI's and the search box's)."""
+    query = query.strip()
+    if query.startswith("<") and query.endswith(">") and "@" in query:
+        return Q(message_id=query)
+    addresses = [bare_address(each) for each in split_addresses(query)]
+    if len(addresses) == 1 and "@" in addresses[0]:
+        address = addresses[0]
+        if address.startswith("@"):
+            return Q(sender__endswith=address) | Q(recipients__domain=address[1:])
+        return Q(sender=address) | Q(recipients__address=address)
+    return Q(queue_id=query) | Q(message_id=f"<{query}>")
