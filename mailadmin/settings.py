@@ -258,11 +258,20 @@ QUEUE_INDEX_WATCH = bool(env_int("MAILADMIN_QUEUE_INDEX_WATCH", 1))
 # the pages say the agent is not answering. Each snapshot is one SMTP session (EHLO, QUIT) and so
 # a few lines in the mail log: every 30 s is under 3,000 a day, and actions take their own at once.
 AGENT_SNAPSHOT_SECONDS = env_int("MAILADMIN_AGENT_SNAPSHOT_SECONDS", 30)
+# Message tracking: each agent reads its instances' logs on this often; traces are kept this long.
+TRACE_INGEST_SECONDS = env_int("MAILADMIN_TRACE_INGEST_SECONDS", 15)
+TRACE_RETENTION_DAYS = env_int("MAILADMIN_TRACE_RETENTION_DAYS", 30)
 CELERY_BEAT_SCHEDULE = {
     "sweep-work-rows": {"task": "mailadmin.tasks.sweep_work", "schedule": float(WORK_SWEEP_SECONDS)},
     "refresh-queue-indexes": {"task": "mailqueue.tasks.refresh_indexes", "schedule": 60.0},
     "sample-queues": {"task": "mailqueue.tasks.sample_queues", "schedule": 300.0},
     "check-certificate-expiry": {"task": "tlsconfig.tasks.check_expiry", "schedule": 86400.0},
+    "poll-logs": {
+        "task": "tracking.tasks.poll_logs",
+        "schedule": float(TRACE_INGEST_SECONDS),
+        "options": {"queue": "mailadmin", "expires": float(TRACE_INGEST_SECONDS)},
+    },
+    "purge-traces": {"task": "tracking.tasks.purge_traces", "schedule": 3600.0},
     "poll-agents": {
         "task": "mailadmin.tasks.poll_agents",
         "schedule": float(AGENT_SNAPSHOT_SECONDS),

@@ -14,8 +14,13 @@ from django.utils import timezone
 from testing.processes import free_port
 
 
-def start_instance() -> dict:
+def start_instance(
+    *, address: str = "127.0.0.1", port: int | None = None, hostname: str | None = None, defer_relay: str = ""
+) -> dict:
     """Create, build and start a throw-away embedded instance; returns its MailServer field values.
+
+    `defer_relay` replaces the host its queue runs relay to ([127.0.0.2], port 2, where nothing
+    listens): a second instance listening there receives what the first one relays.
 
     The row itself is deleted again, so tests that do not ask for an instance see an empty
     server table; `instance_row` puts it back for those that do. Needs the test database.
@@ -31,11 +36,13 @@ def start_instance() -> dict:
     assert connection.settings_dict["NAME"] == test_db, "the test database is not set up; refusing to use the dev one"
     name = "t" + secrets.token_hex(3)
     root = Path(settings.MAILADMIN_INSTANCES_DIR) / name
-    embedded = instance.embedded_instance(name, root, free_port(), log_file=str(root / "syslog"))
+    embedded = instance.embedded_instance(
+        name, root, port or free_port(), address=address, log_file=str(root / "syslog"), hostname=hostname
+    )
     serve_instance(embedded)
     fields = {**embedded.server_fields(), "celery_queue": f"mta.{name}"}
     server = MailServer.objects.create(name=name, **fields)
-    instance.prepare(server, Mta(server))
+    instance.prepare(server, Mta(server), defer_relay or instance.DEFER_RELAY)
     daemon.start(server, Mta(server))
     server.delete()
     return {"name": name, **fields}

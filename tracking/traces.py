@@ -176,6 +176,9 @@ class Fold:
 
     def refuse(self, trace: MessageTrace, line: LogLine) -> None:
         fields = line.fields
+        # After MAIL the session has a queue id, but no from= line yet says who the client is.
+        trace.client_address = trace.client_address or line.client_address[:64]
+        trace.relay = trace.relay or fields.get("relay", "")[:400]
         trace.ruleset = fields.get("ruleset", "")[:60]
         trace.status_text = fields["reject"][:600]
         argument = bare_address(fields.get("arg1", ""))

@@ -7,9 +7,12 @@ configuration) and every remover that must survive a crash (queue deletes) goes 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -87,3 +90,19 @@ def replace_with(staged: Path, target: Path, mode: int = 0o644) -> None:
     os.chmod(staged, mode)
     os.replace(staged, target)
     fsync_directory(target.parent)
+
+
+@contextmanager
+def host_lock(name: str) -> Iterator[None]:
+    """One holder at a time of the lock `name` on this host, across the agent's worker processes
+    (an index refresh or a log ingest that two tasks started at once must not run twice)."""
+    from django.conf import settings
+
+    locks = Path(settings.VAR_DIR) / "locks"
+    locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

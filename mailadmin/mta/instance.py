@@ -88,6 +88,7 @@ def render_embedded_mc(
     queue_dir: str,
     pid_file: str,
     access_path: str,
+    defer_relay: str = DEFER_RELAY,
 ) -> str:
     """The base .mc of an embedded instance (a pure function of its parameters)."""
     conf = layout.conf_dir
@@ -115,7 +116,7 @@ def render_embedded_mc(
         "define(`confDONT_BLAME_SENDMAIL', `safe,TrustStickyBit')dnl",
         "define(`confLOG_LEVEL', `9')dnl",
         "define(`confDELIVERY_MODE', `queueonly')dnl",
-        f"define(`SMART_HOST', `{DEFER_RELAY}')dnl",
+        f"define(`SMART_HOST', `{defer_relay}')dnl",
         f"define(`RELAY_MAILER_ARGS', `TCP $h {DEFER_PORT}')dnl",
         f"define(`ESMTP_MAILER_ARGS', `TCP $h {DEFER_PORT}')dnl",
         f"define(`SMTP_MAILER_ARGS', `TCP $h {DEFER_PORT}')dnl",
@@ -150,7 +151,12 @@ def check_cf_values(cf_text: str, expected: dict[str, str]) -> list[str]:
 
 
 def embedded_instance(
-    name: str, root: Path, port: int, address: str = "127.0.0.1", log_file: str | None = None
+    name: str,
+    root: Path,
+    port: int,
+    address: str = "127.0.0.1",
+    log_file: str | None = None,
+    hostname: str | None = None,
 ) -> agent.Instance:
     """The agent's description of an embedded instance under `root` (its roots: the instance
     directory and the log's directory)."""
@@ -163,7 +169,7 @@ def embedded_instance(
         roots.append(log_dir)
     return agent.Instance(
         name=name,
-        hostname=qualified_hostname(),
+        hostname=hostname or qualified_hostname(),
         roots=tuple(roots),
         conf_dir=str(layout.conf_dir),
         mc_path=str(layout.conf("sendmail.mc")),
@@ -243,7 +249,7 @@ def write_support_files(server) -> None:
         status_file.write_text("")
 
 
-def build_base_cf(server, mta: Mta) -> str:
+def build_base_cf(server, mta: Mta, defer_relay: str = DEFER_RELAY) -> str:
     """Write the base .mc, build it with m4, let sendmail check it, install it atomically.
 
     Returns the cf text. A failed build leaves the live cf untouched.
@@ -259,6 +265,7 @@ def build_base_cf(server, mta: Mta) -> str:
         queue_dir=server.queue_dir,
         pid_file=server.pid_file,
         access_path=server.access_path,
+        defer_relay=defer_relay,
     )
     mc_path, cf_path = Path(server.mc_path), Path(server.cf_path)
     staged_mc = mc_path.with_name(mc_path.name + ".new")
@@ -282,7 +289,7 @@ def build_base_cf(server, mta: Mta) -> str:
     return cf_text
 
 
-def prepare(server, mta: Mta) -> None:
+def prepare(server, mta: Mta, defer_relay: str = DEFER_RELAY) -> None:
     """Everything an embedded instance needs before its daemon can start; safe to repeat.
 
     Only what is missing is made: once the console has installed builds of its own, running
@@ -290,7 +297,7 @@ def prepare(server, mta: Mta) -> None:
     """
     write_support_files(server)
     if not Path(server.cf_path).exists():
-        build_base_cf(server, mta)
+        build_base_cf(server, mta, defer_relay)
     if not Path(server.access_path + ".db").exists():
         mta.makemap("hash", Path(server.access_path))
     if not (Path(server.conf_dir) / "aliases.db").exists():

@@ -188,6 +188,8 @@ AGENT_SIDE_MODULES = {
     "tlsconfig.probe",
     "tlsconfig.agentside",
     "tracking.follower",
+    "tracking.agentside",
+    "tracking.tasks",
 }
 # What gunicorn loads: the URLconfs (include() names two by string), settings, the apps and their models.
 WEB_TIER_ENTRY_POINTS = [

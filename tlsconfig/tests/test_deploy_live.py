@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,17 +18,17 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from mailadmin import config, work
 from mailadmin import tasks as mailadmin_tasks
 from mailadmin.models import AgentRequest, AuditEvent
-from mailadmin.mta import daemon, logsink
+from mailadmin.mta import daemon
 from mailadmin.mta.gateway import Mta, run
 from testing.browser import SCREENSHOTS, log_in
 from testing.instances import agent_config_path
 from testing.processes import WorkerProcess, wait_for
+from testing.syslog import sendmail_log
 from testing.tls import run as run_job
 from testing.tls import start
 from tlsconfig import deploy, generate, probe, tasks
 from tlsconfig.models import CertificateRevocationList, Deployment
 
-DEV_LOG = "/dev/log"
 REAL_PUBLISH = work.publish
 
 
@@ -248,31 +246,8 @@ def test_generated_deployed_installed_and_verified(
 def syslog_sink(private_console):
     """sendmail only logs through /dev/log; where nothing listens there, listen for the length of a test."""
     server, _ = private_console
-    if os.path.exists(DEV_LOG):
-        yield False  # someone else's syslog: the daemon's lines go to its file, not this instance's
-        return
-    sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sink.bind(DEV_LOG)
-    sink.settimeout(0.2)
-    done = threading.Event()
-
-    def receive() -> None:
-        with open(server.log_file, "a", buffering=1) as out:
-            while not done.is_set():
-                try:
-                    out.write(logsink.format_line(sink.recv(65536)) + "\n")
-                except TimeoutError:
-                    continue
-
-    thread = threading.Thread(target=receive, daemon=True)
-    thread.start()
-    try:
-        yield True
-    finally:
-        done.set()
-        thread.join(5)
-        sink.close()
-        os.unlink(DEV_LOG)
+    with sendmail_log(server.log_file) as collecting:
+        yield collecting
 
 
 def a_group_readable_key_is_named_with_the_daemons_complaint(server, client, syslog_sink, key: Path) -> None:
