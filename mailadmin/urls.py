@@ -32,4 +32,5 @@ urlpatterns = [
     path("audit/", views.audit_list, name="audit_list"),
     path("", include("tlsconfig.urls")),
     path("", include("mailqueue.urls")),
+    path("", include("tracking.urls")),
 ]

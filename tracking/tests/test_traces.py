@@ -137,3 +137,22 @@ def test_the_whole_lab_capture_folds_into_one_trace_per_queue_id():
     received = MessageTrace.objects.filter(server=server).exclude(message_id="")
     assert received.count() == len({line.queue_id for line in lines if line.kind == "from"})
     assert MessageTrace.objects.filter(server=server, bounce_of__isnull=False).count() >= 2
+
+
+def test_traces_older_than_the_retention_period_are_purged_with_their_lines(settings):
+    from datetime import timedelta
+
+    from tracking.retention import purge
+
+    settings.TRACE_RETENTION_DAYS = 30
+    server = server_row()
+    store(server, FROM, QUEUED, "Dec  4 10:02:00 mx1 sm-mta[700]: starting daemon (8.17.1.9)")
+    store_lines(
+        server,
+        [parse_line("Oct  1 09:00:00 mx1 sm-mta[5]: 6AOA00aa000005: from=<old@client.example>, size=1, nrcpts=1")],
+        now=NOW, zone=UTC,
+    )  # fmt: skip
+    assert purge(now=NOW + timedelta(days=1)) == 1
+    assert list(MessageTrace.objects.values_list("queue_id", flat=True)) == ["6B4A00aa000100"]
+    assert purge(now=NOW + timedelta(days=40)) == 1
+    assert not MessageTrace.objects.exists() and not TraceEvent.objects.exists()
