@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django import forms
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, prefetch_related_objects
 
 from mailadmin.models import MailServer
 from tracking.models import MessageTrace, TraceRecipient
@@ -63,29 +63,52 @@ class TraceSearchForm(forms.Form):
         return self.is_valid() and any(value not in (None, "") for value in self.cleaned_data.values())
 
 
-def matching(data: dict) -> QuerySet[MessageTrace]:
-    """Traces matching a TraceSearchForm's cleaned data, newest first."""
-    traces = MessageTrace.objects.select_related("server", "bounce_of")
+def prefixed(condition: Q, prefix: str) -> Q:
+    """The same condition, seen from a related table (`sender=x` → `trace__sender=x`)."""
+    copy = Q()
+    copy.connector, copy.negated = condition.connector, condition.negated
+    for child in condition.children:
+        copy.children.append(prefixed(child, prefix) if isinstance(child, Q) else (prefix + child[0], child[1]))
+    return copy
+
+
+def conditions(data: dict) -> tuple[Q, Q | None]:
+    """A TraceSearchForm's cleaned data as (a condition on traces, a condition on recipients or None)."""
+    on_trace = Q()
     if data.get("q"):
-        traces = traces.filter(search_filter(data["q"]))
+        on_trace &= search_filter(data["q"])
     if data.get("sender"):
         sender = data["sender"]
-        traces = traces.filter(sender__endswith=sender) if sender.startswith("@") else traces.filter(sender=sender)
+        on_trace &= Q(sender__endswith=sender) if sender.startswith("@") else Q(sender=sender)
+    if data.get("client"):
+        on_trace &= Q(client_address=data["client"])
+    if data.get("status"):
+        on_trace &= Q(status=data["status"])
+    if data.get("server"):
+        on_trace &= Q(server=data["server"])
+    on_recipient = None
     if data.get("recipient"):
         recipient = data["recipient"]
-        condition = Q(domain=recipient[1:]) if recipient.startswith("@") else Q(address=recipient)
-        traces = traces.filter(Exists(TraceRecipient.objects.filter(condition, trace=OuterRef("pk"))))
-    if data.get("client"):
-        traces = traces.filter(client_address=data["client"])
-    if data.get("status"):
-        traces = traces.filter(status=data["status"])
-    if data.get("server"):
-        traces = traces.filter(server=data["server"])
+        on_recipient = Q(domain=recipient[1:]) if recipient.startswith("@") else Q(address=recipient)
+    return on_trace, on_recipient
+
+
+def time_range(data: dict) -> Q:
+    window = Q()
     if data.get("since"):
-        traces = traces.filter(received_at__gte=data["since"])
+        window &= Q(received_at__gte=data["since"])
     if data.get("until"):
-        traces = traces.filter(received_at__lte=data["until"])
-    return traces.distinct().order_by("-received_at", "-id")
+        window &= Q(received_at__lte=data["until"])
+    return window
+
+
+def matching(data: dict) -> QuerySet[MessageTrace]:
+    """Every trace matching a TraceSearchForm's cleaned data, newest first (the CLI, the API)."""
+    on_trace, on_recipient = conditions(data)
+    traces = MessageTrace.objects.filter(on_trace, time_range(data))
+    if on_recipient is not None:
+        traces = traces.filter(Exists(TraceRecipient.objects.filter(on_recipient, trace=OuterRef("pk"))))
+    return traces.select_related("server", "bounce_of").distinct().order_by("-received_at", "-id")
 
 
 def parse_cursor(value: str) -> tuple[datetime, int] | None:
@@ -97,19 +120,43 @@ def parse_cursor(value: str) -> tuple[datetime, int] | None:
         return None
 
 
-def cursor_of(trace: MessageTrace) -> str:
-    return f"{round(trace.received_at.timestamp() * 1_000_000)}_{trace.pk}"
+def cursor_of(received_at: datetime, pk: int) -> str:
+    return f"{round(received_at.timestamp() * 1_000_000)}_{pk}"
 
 
-def page_after(traces: QuerySet[MessageTrace], cursor: str = "") -> tuple[list[MessageTrace], str]:
-    """One page of `traces` after the cursor, and the cursor of the next page ("" at the end)."""
-    after = parse_cursor(cursor)
-    if after:
-        when, pk = after
-        traces = traces.filter(Q(received_at__lt=when) | Q(received_at=when, id__lt=pk))
-    rows = list(traces[: PAGE_SIZE + 1])
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
-    last = rows[-1] if rows else None
-    following = cursor_of(last) if more and last and last.received_at else ""
-    return rows, following
+def after(cursor: str, id_field: str) -> Q:
+    parsed = parse_cursor(cursor)
+    if parsed is None:
+        return Q()
+    when, pk = parsed
+    return Q(received_at__lt=when) | Q(received_at=when, **{f"{id_field}__lt": pk})
+
+
+def search_page(data: dict, cursor: str = "") -> tuple[list[MessageTrace], str]:
+    """One page of matches after the cursor, newest first, and the next page's cursor ("" at the end).
+
+    With a recipient or domain, the page is read from the recipients' (domain, received_at) index
+    and each trace shown once; otherwise from the traces' own indexes.
+    """
+    on_trace, on_recipient = conditions(data)
+    window = time_range(data)
+    if on_recipient is None:
+        traces = MessageTrace.objects.filter(on_trace, window, after(cursor, "id")).distinct()
+        rows = list(traces.select_related("server", "bounce_of").order_by("-received_at", "-id")[: PAGE_SIZE + 1])
+        more, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
+        prefetch_related_objects(rows, "recipients")
+        last = rows[-1] if more else None
+        return rows, cursor_of(last.received_at, last.pk) if last and last.received_at else ""
+    recipients = TraceRecipient.objects.filter(
+        on_recipient, prefixed(on_trace, "trace__"), window, after(cursor, "trace_id")
+    )
+    hits = list(
+        recipients.select_related("trace__server", "trace__bounce_of").order_by("-received_at", "-trace_id")[
+            : PAGE_SIZE + 1
+        ]
+    )
+    more, hits = len(hits) > PAGE_SIZE, hits[:PAGE_SIZE]
+    rows = list({hit.trace_id: hit.trace for hit in hits}.values())
+    prefetch_related_objects(rows, "recipients")
+    last = hits[-1] if more else None
+    return rows, cursor_of(last.received_at, last.trace_id) if last and last.received_at else ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
 
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Q
 
 from tracking.models import MessageTrace, TraceEvent, TraceRecipient
@@ -60,20 +60,76 @@ def domain_of(address: str) -> str:
     return address.rpartition("@")[2] if "@" in address else ""
 
 
+# Rows are written with prepared statements of our own: at millions of log lines, Django's
+# bulk_create and bulk_update (a model compiled to SQL value by value, a CASE per field) cost more
+# than the database itself does.
+
+
+def _value_readers(model, names: list[str]):
+    """For each field name, its column and a function from a model instance to the database value."""
+    readers = []
+    for name in names:
+        field = model._meta.get_field(name)
+        if isinstance(field, models.DateTimeField):
+            attname = field.attname
+            readers.append(
+                (field.column, lambda row, a=attname: connection.ops.adapt_datetimefield_value(getattr(row, a)))
+            )
+        else:
+            readers.append((field.column, lambda row, a=field.attname: getattr(row, a)))
+    return readers
+
+
 def update_rows(model, rows: list, names: list[str]) -> None:
-    """UPDATE each row's `names` by primary key in one executemany: Django's bulk_update builds a
-    CASE expression per field that costs seconds per thousand rows; this is a prepared statement."""
+    """UPDATE each row's `names` by primary key, one executemany."""
     if not rows:
         return
-    fields = [model._meta.get_field(name) for name in names]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    readers, quote = _value_readers(model, names), connection.ops.quote_name
+    assignments = ", ".join(f"{quote(column)} = %s" for column, _ in readers)
     sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"
-    params = [
-        [field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields] + [row.pk] for row in rows
-    ]
+    params = [[read(row) for _, read in readers] + [row.pk] for row in rows]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
+
+
+def insert_rows(model, rows: list, names: list[str], *, returning_ids: bool = False) -> None:
+    """INSERT the rows; with returning_ids, fill in each row's primary key (multi-row VALUES with
+    RETURNING, which keeps the order of the rows on SQLite and PostgreSQL, as Django relies on)."""
+    if not rows:
+        return
+    readers, quote = _value_readers(model, names), connection.ops.quote_name
+    columns = ", ".join(quote(column) for column, _ in readers)
+    table, one = quote(model._meta.db_table), "(" + ", ".join(["%s"] * len(readers)) + ")"
+    with connection.cursor() as cursor:
+        if not returning_ids:
+            cursor.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES {one}", [[r(row) for _, r in readers] for row in rows]
+            )
+            return
+        per_statement = max(1, min(500, 30000 // len(readers)))
+        pk_column = quote(model._meta.pk.column)
+        for chunk in _chunks(rows, per_statement):
+            values = [read(row) for row in chunk for _, read in readers]
+            placeholders = ", ".join([one] * len(chunk))
+            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {placeholders} RETURNING {pk_column}", values)
+            for row, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
+                row.pk = pk
+                row._state.adding = False
+
+
+def insert_events(server, events: list[tuple[MessageTrace | None, datetime | None, str, str]]) -> None:
+    """TraceEvent rows from plain tuples (a model instance per line costs more than the row)."""
+    if not events:
+        return
+    meta, quote = TraceEvent._meta, connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in ("server", "trace", "at", "kind", "raw"))
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s, %s)"
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = [
+        (server.pk, trace.pk if trace is not None else None, adapt(at), kind, raw) for trace, at, kind, raw in events
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _chunks(values: list, size: int = IN_CHUNK):
@@ -90,7 +146,8 @@ class Fold:
         self.new_traces: list[MessageTrace] = []
         self.rejections: list[MessageTrace] = []
         self.recipients: dict[tuple[str, str], TraceRecipient] = {}
-        self.events: list[TraceEvent] = []
+        # (trace or None, time, kind, raw): written with one prepared INSERT, not a model each.
+        self.events: list[tuple[MessageTrace | None, datetime | None, str, str]] = []
         # A bounce and the message it bounces may both be new in this batch: linked after both are saved.
         self.bounce_links: list[tuple[MessageTrace, MessageTrace]] = []
 
@@ -125,7 +182,7 @@ class Fold:
         trace = self.traces.get(line.queue_id) if line.queue_id else None
         if trace is None and line.kind == "reject":
             trace = self.rejection(line, at)
-        self.events.append(TraceEvent(server=self.server, trace=trace, at=at, kind=line.kind, raw=line.raw))
+        self.events.append((trace, at, line.kind, line.raw))
         if trace is None:
             return
         if at and (trace.last_event_at is None or at > trace.last_event_at):
@@ -197,7 +254,9 @@ class Fold:
             trace.status = overall_status(trace, by_trace.get(id(trace), []))
         # New rows are inserted whole; rows read from the database are updated (their recipients
         # and events point at them by the primary key bulk_create fills in).
-        MessageTrace.objects.bulk_create(self.new_traces + self.rejections, batch_size=IN_CHUNK)
+        insert_rows(
+            MessageTrace, self.new_traces + self.rejections, ["server", "queue_id", *TRACE_FIELDS], returning_ids=True
+        )
         created = {id(trace) for trace in self.new_traces}
         loaded = [trace for trace in self.traces.values() if id(trace) not in created]
         for bounce, original in self.bounce_links:
@@ -207,9 +266,13 @@ class Fold:
         update_rows(MessageTrace, loaded, TRACE_FIELDS)
         new = [recipient for recipient in self.recipients.values() if recipient.pk is None]
         old = [recipient for recipient in self.recipients.values() if recipient.pk is not None]
-        TraceRecipient.objects.bulk_create(new, batch_size=IN_CHUNK)
+        for recipient in new:
+            trace = recipient.trace
+            recipient.trace = trace  # again: its trace may have been saved (given its id) since
+            recipient.received_at = trace.received_at
+        insert_rows(TraceRecipient, new, ["trace", "address", "domain", "received_at", *RECIPIENT_FIELDS])
         update_rows(TraceRecipient, old, RECIPIENT_FIELDS)
-        TraceEvent.objects.bulk_create(self.events, batch_size=2000)
+        insert_events(self.server, self.events)
 
 
 def _integer(value: str | None) -> int | None:

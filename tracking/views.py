@@ -10,7 +10,7 @@ from mailadmin.roles import Role, require_role
 from mailadmin.views import render_page
 from mailqueue.models import QueueMessage
 from tracking.models import LogCheckpoint, MessageTrace
-from tracking.search import TraceSearchForm, matching, page_after
+from tracking.search import TraceSearchForm, search_page
 from tracking.traces import journey
 
 
@@ -20,7 +20,7 @@ def trace_search(request: HttpRequest) -> HttpResponse:
     form = TraceSearchForm(request.GET)
     rows, following = [], ""
     if form.searched():
-        rows, following = page_after(matching(form.cleaned_data), request.GET.get("after", ""))
+        rows, following = search_page(form.cleaned_data, request.GET.get("after", ""))
     context = {
         "form": form,
         "rows": rows,

@@ -76,13 +76,14 @@ def test_a_hostile_search_value_is_refused_with_a_clear_error_and_no_query(clien
     assert "No control characters" in html and "Enter a valid IPv4 or IPv6 address" in html
 
 
-def test_pages_continue_from_the_last_row_shown(client, relayed, monkeypatch):
+@pytest.mark.parametrize("query", ["q=<journey@client.example>", "recipient=@partner.example"])
+def test_pages_continue_from_the_last_row_shown(client, relayed, monkeypatch, query):
     from tracking import search
 
     monkeypatch.setattr(search, "PAGE_SIZE", 1)
-    first = client.get("/tracking/?q=<journey@client.example>")
+    first = client.get(f"/tracking/?{query}")
     assert [row.server.name for row in first.context["rows"]] == ["relay2"]
-    second = client.get(f"/tracking/?q=<journey@client.example>&after={first.context['following']}")
+    second = client.get(f"/tracking/?{query}&after={first.context['following']}")
     assert [row.server.name for row in second.context["rows"]] == ["relay1"] and second.context["following"] == ""
 
 
