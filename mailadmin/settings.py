@@ -14,6 +14,18 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# What a console process writes is its owner's alone: the database and its -wal/-shm, the secrets
+# below, logs, beat's schedule, an agent's scratch files (0600, directories 0700). Every process
+# (web, beat, workers, agents, manage.py, the tests) loads these settings as it starts (gunicorn
+# opens its own log files before: there the service's umask counts). A file another account must
+# read gets its mode where it is written: sendmail's files through mailadmin.mta.files (cf 0644,
+# access.db 0640, keys 0600), collected static files below.
+os.umask(0o077)
+# Files stored through Django's storages are collectstatic's output: public content that the web
+# server's user serves (nginx's under `make install`; scripts/bootstrap gives make run's to mailadmin).
+FILE_UPLOAD_PERMISSIONS = 0o644
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o755
+
 
 def env_str(name: str, default: str) -> str:
     return os.environ.get(name, default)
@@ -90,6 +102,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: behind nginx on the unix socket, the client's address is nginx's X-Real-IP.
+    "mailadmin.proxy.UnixSocketClientAddress",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -99,6 +113,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # Holds a session that has not passed its second factor at the code step or at enrolment.
+    "mailadmin.people_views.SecondFactorGate",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -173,14 +189,56 @@ SESSION_COOKIE_AGE = 8 * 3600
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# A POST without a valid CSRF token is refused with 403 and an audit row.
+CSRF_FAILURE_VIEW = "mailadmin.people_views.csrf_failure"
+# Administrators must pass a TOTP code (or a recovery code) after their password; an administrator
+# without an authenticator is sent to enrolment first. Everyone else may enrol.
+MAILADMIN_REQUIRE_2FA_FOR_ADMINISTRATORS = env_bool("MAILADMIN_REQUIRE_2FA_FOR_ADMINISTRATORS", True)
+OTP_TOTP_ISSUER = env_str("MAILADMIN_TOTP_ISSUER", "mailadmin")
+# django-axes: after AXES_FAILURE_LIMIT wrong passwords for one user name from one address, that
+# name is locked out from that address. Keyed on both, so that someone guessing from elsewhere
+# cannot lock the real administrators out of their own console (a name-only lockout of every
+# administrator would leave nobody to lift it). No cool-off: the lockout lasts until an
+# administrator lifts it on the Users page (or `manage.py axes_reset_username NAME`), because a
+# lockout that expires by itself only slows guessing down.
+AXES_FAILURE_LIMIT = env_int("MAILADMIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_COOLOFF_TIME = None
+# A successful login forgets earlier mistakes, so typos spread over months never add up to a lockout.
+AXES_RESET_ON_SUCCESS = True
+# Attempts while locked out are refused before the password is checked and are not counted again.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # --- Transport security and CSP.
-# Served on loopback over plain HTTP by `make run`; behind TLS set MAILADMIN_SECURE_COOKIES=1.
-SESSION_COOKIE_SECURE = env_bool("MAILADMIN_SECURE_COOKIES", False)
+# `make run` serves on loopback over plain HTTP. MAILADMIN_HTTPS=1 (what `make install` writes)
+# means served only over HTTPS: nginx terminates TLS and proxies to gunicorn on a unix socket.
+SERVED_OVER_HTTPS = env_bool("MAILADMIN_HTTPS", False)
+# MAILADMIN_SECURE_COOKIES alone still marks the cookies Secure (TLS terminated elsewhere).
+SESSION_COOKIE_SECURE = env_bool("MAILADMIN_SECURE_COOKIES", SERVED_OVER_HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+if SERVED_OVER_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    # Trusting this header is safe only because nothing but nginx reaches gunicorn (a unix socket
+    # nginx alone may open) and nginx sets it on every request, replacing whatever a client sent.
+    # With gunicorn on a TCP port anyone could send it and pass for HTTPS.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    # Subdomains too: the console's host name is its own (console.example.org), and a plain-HTTP
+    # name beneath it, real or spoofed by whoever controls the network, could otherwise plant
+    # cookies (a CSRF token) that browsers send to the console.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Not preloaded: the preload list hard-codes a whole registrable domain to HTTPS in browsers,
+    # which is its owner's decision, not a console's (so security.W021 is silenced, for this only).
+    SECURE_HSTS_PRELOAD = False
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+    CSRF_TRUSTED_ORIGINS = [
+        f"https://*{host}" if host.startswith(".") else f"https://{host}" for host in ALLOWED_HOSTS if host != "*"
+    ]
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-# No inline script or style anywhere: htmx runs without eval (see base.html's htmx-config).
+# No inline script, style attribute or eval anywhere: htmx runs without eval (base.html's
+# htmx-config), progress bars get their width from static/js/mailadmin.js (data-progress).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],

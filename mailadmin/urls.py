@@ -1,11 +1,27 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from mailadmin import config_views, host_views, views
+from mailadmin import config_views, host_views, people_views, views
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", people_views.ConsoleLoginView.as_view(), name="login"),
+    path("login/code/", people_views.login_verify, name="login_verify"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/", people_views.account, name="account"),
+    path("account/password/", people_views.password_change, name="password_change"),
+    path("account/2fa/", people_views.totp_enrol, name="totp_enrol"),
+    path("account/2fa/start/", people_views.totp_start, name="totp_start"),
+    path("account/2fa/confirm/", people_views.totp_confirm, name="totp_confirm"),
+    path("account/2fa/disable/", people_views.totp_disable, name="totp_disable"),
+    path("account/recovery-codes/", people_views.recovery_codes, name="recovery_codes"),
+    path("account/recovery-codes/new/", people_views.recovery_regenerate, name="recovery_regenerate"),
+    path("users/", people_views.user_list, name="user_list"),
+    path("users/new/", people_views.user_create, name="user_create"),
+    path("users/lockouts/lift/", people_views.lockout_lift, name="lockout_lift"),
+    path("users/<int:pk>/role/", people_views.user_role, name="user_role"),
+    path("users/<int:pk>/active/", people_views.user_active, name="user_active"),
+    path("users/<int:pk>/password/", people_views.user_password_reset, name="user_password_reset"),
+    path("users/<int:pk>/2fa-reset/", people_views.user_reset_2fa, name="user_reset_2fa"),
     path("", views.home, name="home"),
     path("servers/", host_views.server_list, name="server_list"),
     path("hosts/<int:pk>/approve/", host_views.host_approve, name="host_approve"),

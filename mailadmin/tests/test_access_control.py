@@ -24,9 +24,10 @@ from mailadmin.models import (
 )
 from mailadmin.roles import Role
 from tlsconfig.models import Certificate, Deployment, TlsJob
+from tracking.models import MessageTrace
 
 PUBLIC = {"login"}
-SESSION = {"logout"}
+SESSION = {"logout", "login_verify"}  # the login's second step: any logged-in user, no role
 REDIRECTS = {"home"}  # read views that only send the user on to another page
 
 
@@ -100,6 +101,7 @@ def scene(db):
     )
     TlsJob.objects.create(pk=action.pk, server=server, kind=TlsJob.Kind.CA)
     Deployment.objects.create(pk=action.pk, server=server, ca=certificate, server_certificate=certificate)
+    MessageTrace.objects.create(pk=action.pk, server=server, queue_id="6B4A00aa000001")
     return server, action
 
 

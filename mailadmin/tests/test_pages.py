@@ -269,7 +269,7 @@ def test_progress_polling_stops_with_286_when_the_row_is_finished(remote, client
     running = client.get(f"/actions/service/{action.pk}/progress/")
     assert running.status_code == 200
     assert 'hx-trigger="every 1s"' in running.content.decode()
-    assert 'style="width: 60%"' in running.content.decode()
+    assert 'data-progress="60"' in running.content.decode()
 
     ServiceAction.objects.filter(pk=action.pk).update(status=WorkStatus.FAILED, error="sendmail <exploded>")
     finished = client.get(f"/actions/service/{action.pk}/progress/")
