@@ -7,6 +7,7 @@ real SMTP connection to the daemon's address gets a 220 banner. Either can be fa
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import time
@@ -45,9 +46,32 @@ def is_sendmail_process(pid: int) -> bool:
     return comm == "sendmail" and state != "Z"
 
 
+# /proc gives a process's start to the clock tick and a file's mtime to the nanosecond, but the two
+# clocks can disagree by a little: a PidFile written up to this long before its process "started"
+# still counts as that process's.
+CLOCK_SLACK_SECONDS = 1.0
+
+
+def started_after_pid_file(pid: int, pid_file: str) -> bool:
+    """True when `pid` came into being after its PidFile was last written: a stale file whose pid the
+    kernel has handed to another sendmail since (another instance's queue runner, say).
+
+    sendmail writes its PidFile after it has forked into the background (and again after a SIGHUP
+    re-exec), so the daemon a PidFile really names is always older than the file.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        age = float(Path("/proc/uptime").read_text().split()[0]) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        written = Path(pid_file).stat().st_mtime
+    except (OSError, ValueError, IndexError):
+        return False
+    return time.time() - age > written + CLOCK_SLACK_SECONDS
+
+
 def live_pid(server) -> int | None:
+    """The daemon's pid, if its PidFile names a live sendmail that is not younger than the file."""
     pid = read_pid_file(server.pid_file)
-    return pid if pid and is_sendmail_process(pid) else None
+    return pid if pid and is_sendmail_process(pid) and not started_after_pid_file(pid, server.pid_file) else None
 
 
 def smtp_banner(address: str, port: int, timeout: float = 3.0) -> str:
