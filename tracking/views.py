@@ -47,5 +47,5 @@ def trace_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 "on_spool": on_spool,
             }
         )
-    context = {"trace": trace, "hops": hops, "server": trace.server}
+    context = {"trace": trace, "hops": hops}
     return render_page(request, "tracking/trace.html", context, section="tracking")

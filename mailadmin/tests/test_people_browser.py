@@ -9,20 +9,15 @@ from django.contrib.auth.models import User
 
 from mailadmin.models import AuditEvent
 from testing.browser import SCREENSHOTS, log_in
+from testing.csp import watch_violations
 from testing.users import PASSWORD, has_authenticator, make_user, totp_code_from_secret
 
 pytestmark = pytest.mark.browser
 
 
-def csp_violations(page) -> list[str]:
-    seen: list[str] = []
-    page.on("console", lambda message: seen.append(message.text) if "Content Security Policy" in message.text else None)
-    return seen
-
-
 def test_a_first_administrator_enrols_an_authenticator_and_logs_in_again_with_a_code(page, live_server):
     make_user("root", "administrator", authenticator=False)
-    violations = csp_violations(page)
+    violations = watch_violations(page)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     page.goto(f"{live_server.url}/")
@@ -62,7 +57,7 @@ def test_a_first_administrator_enrols_an_authenticator_and_logs_in_again_with_a_
 
 
 def test_an_administrator_creates_an_operator_who_changes_the_handed_over_password(page, live_server, administrator):
-    violations = csp_violations(page)
+    violations = watch_violations(page)
     log_in(page, live_server, administrator)
     page.goto(f"{live_server.url}/users/")
     page.fill("#id_username", "olga")
