@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -110,6 +111,7 @@ def dashboard(request: HttpRequest, server: str) -> HttpResponse:
         "checked": summary.taken_at,
         "checked_ago": summary.taken_ago,
         "agent_silence": summary.silence,
+        "snapshot_seconds": settings.AGENT_SNAPSHOT_SECONDS,
         "verbs": ServiceAction.Verb,
         "live_build": config.live_build(mail_server),
         "last_build": mail_server.builds.first(),
@@ -129,6 +131,7 @@ def daemon_status(request: HttpRequest, server: str) -> HttpResponse:
         "checked": snapshot.taken_at if snapshot else None,
         "checked_ago": overview.ago(snapshot.taken_at if snapshot else None),
         "agent_silence": overview.agent_silence(mail_server, snapshot, need_snapshot=True),
+        "snapshot_seconds": settings.AGENT_SNAPSHOT_SECONDS,
     }
     response = render(request, "mailadmin/_daemon_status.html", context)
     if snapshot is not None and request.GET.get("first"):

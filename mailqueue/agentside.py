@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from mailadmin import audit, work
 from mailadmin.mta import gateway
 from mailadmin.mta.answers import answer, json_safe
-from mailqueue import actions, spool
+from mailqueue import actions, dsn, spool
 from mailqueue.models import QueueAction
-from mailqueue.parser import QUEUE_ID_PATTERN, QueueFile
+from mailqueue.parser import QUEUE_ID_PATTERN, QueueFile, decode_encoded_words
 
 # A control file may hold thousands of recipients or headers; the page shows this many of each.
 RECIPIENTS_SHOWN = 1000
@@ -34,6 +34,9 @@ def _time_text(seconds: int | None) -> str:
 
 def message_facts(parsed: QueueFile) -> dict:
     """What the control file says, with the derived facts the page shows."""
+    headers = [
+        {**asdict(header), "decoded": decode_encoded_words(header.value)} for header in parsed.headers[:HEADERS_SHOWN]
+    ]
     return {
         "state": parsed.state,
         "quarantined": parsed.quarantined,
@@ -55,7 +58,10 @@ def message_facts(parsed: QueueFile) -> dict:
             for r in parsed.recipients[:RECIPIENTS_SHOWN]
         ],
         "recipient_count": len(parsed.recipients),
-        "headers": [asdict(header) for header in parsed.headers[:HEADERS_SHOWN]],
+        # Encoded words (RFC 2047) decoded for reading; the stored values of those that had any.
+        "headers": headers,
+        "encoded_headers": [header for header in headers if header["decoded"] != header["value"]],
+        "dsn": dsn.is_dsn(parsed.sender_address, parsed.flags),
         "header_count": len(parsed.headers),
         "truncated": parsed.truncated,
         "problems": parsed.problems,

@@ -41,11 +41,11 @@ _FINISHED_FILE = re.compile(
     r"\.\n",
     re.ASCII,
 )
-# Groups: 1-2 a one-letter item and its value, 3 a recipient address, 4 a Subject value. The
+# Groups: 1-2 a one-letter item (the ones Digest keeps) and its value, 3 a recipient address, 4 a Subject value. The
 # leading newline (the V line comes first and is not needed) lets the engine skip from line
 # to line instead of trying every byte.
 _INDEXED_LINE = re.compile(
-    r"\n(?:([TKNPMqSd])([^\n]*)"
+    r"\n(?:([TKNPMqSdF])([^\n]*)"
     r"|R[SFDNPABX]*:([^\n]*)"
     r"|H(?:\?[^?\n]*\?)?[ \t]*(?i:subject)[ \t]*:([^\n]*(?:\n[\t ][^\n]*)*))(?=\n)",
     re.ASCII,
@@ -67,13 +67,14 @@ class Digest(NamedTuple):
     attempts: int
     priority: int | None
     data_dir: str
+    flags: str  # the F line: "r" marks a DSN sendmail made (mailqueue/dsn.py)
     problems: tuple[str, ...]
     truncated: bool
 
 
 def unreadable(problem: str) -> Digest:
     """The digest of a control file that could not be read, saying why."""
-    return Digest("", (), "", "", "", None, None, 0, None, "", (problem,), False)
+    return Digest("", (), "", "", "", None, None, 0, None, "", "", (problem,), False)
 
 
 def digest_of(parsed: QueueFile) -> Digest:
@@ -88,6 +89,7 @@ def digest_of(parsed: QueueFile) -> Digest:
         attempts=parsed.attempts,
         priority=parsed.priority,
         data_dir=parsed.data_dir,
+        flags=parsed.flags,
         problems=tuple(parsed.problems),
         truncated=parsed.truncated,
     )
@@ -135,6 +137,7 @@ def _digest_finished(lines: list[tuple[str, str, str, str]]) -> Digest | None:
         attempts=int(attempts) if attempts is not None else 0,
         priority=None if priority is None else int(priority),
         data_dir=_field(values.get("d", "")),
+        flags=_field(values.get("F", "")),
         problems=(),
         truncated=False,
     )

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import F
 from django.utils import timezone
 
 from mailqueue.models import QueueAction, QueueAlertSettings, QueueMessage
@@ -120,12 +121,41 @@ SIZE_BANDS = {
 
 
 class QueueFilterForm(forms.Form):
-    sender = forms.CharField(required=False, strip=True, validators=[validate_filter_text], max_length=FILTER_MAX * 4)
-    recipient = forms.CharField(
-        required=False, strip=True, validators=[validate_filter_text], max_length=FILTER_MAX * 4
+    sender = forms.CharField(
+        required=False,
+        strip=True,
+        validators=[validate_filter_text],
+        max_length=FILTER_MAX * 4,
+        label="Sender contains",
     )
-    domain = forms.CharField(required=False, strip=True, validators=[validate_filter_text], max_length=FILTER_MAX * 4)
+    recipient = forms.CharField(
+        required=False,
+        strip=True,
+        validators=[validate_filter_text],
+        max_length=FILTER_MAX * 4,
+        label="Recipient contains (any recipient)",
+    )
+    domain = forms.CharField(
+        required=False,
+        strip=True,
+        validators=[validate_filter_text],
+        max_length=FILTER_MAX * 4,
+        label="Recipient domain (any recipient, subdomains too)",
+        help_text="Matches a message if any of its recipients is at this domain or below it.",
+    )
+    subject = forms.CharField(
+        required=False,
+        strip=True,
+        validators=[validate_filter_text],
+        max_length=FILTER_MAX * 4,
+        label="Subject contains",
+    )
     reason = forms.CharField(required=False, strip=True, validators=[validate_filter_text], max_length=FILTER_MAX * 4)
+    dsn = forms.ChoiceField(
+        required=False,
+        label="Bounces",
+        choices=[("", "with or without"), ("only", "bounces (DSNs) only"), ("none", "no bounces")],
+    )
     state = forms.ChoiceField(required=False, choices=[("", "any state"), *QueueMessage.State.choices])
     age = forms.ChoiceField(
         required=False,
@@ -149,7 +179,11 @@ class QueueFilterForm(forms.Form):
     )
     sort = forms.ChoiceField(required=False, choices=[(key, key) for key in SORTS])
 
-    FILTER_FIELDS = ("sender", "recipient", "domain", "reason", "state", "age", "size")
+    FILTER_FIELDS = ("sender", "recipient", "domain", "subject", "reason", "state", "age", "size", "dsn")
+
+    def clean_domain(self) -> str:
+        """As a postmaster types it: "@Alpha.Example." is the domain alpha.example."""
+        return self.cleaned_data["domain"].strip().lstrip("@").rstrip(".").lower()
 
     def filter(self, messages):
         """The matching rows; an invalid form matches nothing rather than everything."""
@@ -161,7 +195,12 @@ class QueueFilterForm(forms.Form):
         if data["recipient"]:
             messages = messages.filter(recipients__icontains=data["recipient"])
         if data["domain"]:
-            messages = messages.filter(first_domain=data["domain"].lower())
+            # One row per (message, domain) and parent domain: an equality on its index, no duplicates.
+            messages = messages.filter(domains__server=F("server"), domains__domain=data["domain"])
+        if data["subject"]:
+            messages = messages.filter(subject__icontains=data["subject"])
+        if data["dsn"]:
+            messages = messages.filter(dsn=data["dsn"] == "only")
         if data["reason"]:
             messages = messages.filter(reason__icontains=data["reason"])
         if data["state"]:
@@ -205,6 +244,9 @@ class SelectedActionForm(forms.Form):
     scope = forms.ChoiceField(choices=[("selected", "selected"), ("matching", "all matching")], initial="selected")
     reason = forms.CharField(required=False, strip=False, max_length=REASON_MAX * 4)
     debug_level = forms.CharField(required=False, max_length=40)
+    # How many messages the person confirmed acting on ("Delete all 85 matching messages?"): an
+    # action on all matching refuses to run when the filter now matches another number.
+    confirmed_count = forms.IntegerField(required=False, min_value=0)
 
     def clean_debug_level(self) -> str:
         return clean_debug_level(self.cleaned_data["debug_level"])
@@ -263,10 +305,14 @@ class SelectorActionForm(forms.Form):
                 self.add_error("reason", exc)
         elif verb == QueueAction.Verb.PROCESS_QUARANTINED:
             data["selector_kind"] = ""
+            # The reason text to match is typed where a reason belongs: the page's "Reason" box
+            # ("selector" still answers, for the API and older pages).
+            data["selector"] = data.get("selector") or data.get("reason", "")
+            data["reason"] = ""
             try:
-                validate_selector(data.get("selector", ""), "Q")
+                validate_selector(data["selector"], "Q")
             except ValidationError as exc:
-                self.add_error("selector", exc)
+                self.add_error("reason", exc)
         return data
 
 

@@ -34,7 +34,7 @@ class QueueMessage(models.Model):
     recipients = models.TextField(blank=True, help_text="Recipient addresses, one per line.")
     recipient_count = models.PositiveIntegerField(default=0)
     first_domain = models.CharField(max_length=255, blank=True)
-    subject = models.CharField(max_length=400, blank=True)
+    subject = models.CharField(max_length=400, blank=True, help_text="RFC 2047 encoded words decoded.")
     reason = models.CharField(max_length=400, blank=True)
     status_message = models.CharField(max_length=400, blank=True)
     created = models.DateTimeField(null=True, blank=True)
@@ -43,6 +43,12 @@ class QueueMessage(models.Model):
     priority = models.BigIntegerField(null=True, blank=True)
     body_size = models.BigIntegerField(null=True, blank=True, help_text="Size of the df file; None when it is missing.")
     problems = models.TextField(blank=True)
+    dsn = models.BooleanField(
+        default=False, help_text="A delivery status notification (a bounce or a delay warning) this sendmail made."
+    )
+    bounce_of = models.CharField(
+        max_length=20, blank=True, help_text="The queue id of the message the DSN reports on, as its body names it."
+    )
     truncated = models.BooleanField(default=False)
 
     class Meta:
@@ -56,6 +62,8 @@ class QueueMessage(models.Model):
             models.Index(fields=["server", "attempts"]),
             models.Index(fields=["server", "priority"]),
             models.Index(fields=["server", "sender"]),
+            # A message page lists the DSNs reporting on its message; only DSNs have a row here.
+            models.Index(fields=["server", "bounce_of"], condition=models.Q(dsn=True), name="queue_dsn_bounce_of"),
         ]
 
     def __str__(self) -> str:
@@ -64,6 +72,36 @@ class QueueMessage(models.Model):
     @property
     def recipient_list(self) -> list[str]:
         return [line for line in self.recipients.splitlines() if line]
+
+
+class RecipientDomain(models.Model):
+    """One domain a queued message is addressed to: every recipient's, and the parents of each.
+
+    A message to a@mx.alpha.example and b@beta.example has rows for mx.alpha.example,
+    alpha.example and beta.example (`own` marks the recipients' own domains; top-level names
+    get no row). The domain filter is one equality on the (server, domain) index, subdomains
+    included, and the summary counts each message under each of its recipients' own domains.
+    Rows are written and deleted with their message by the index refresh (mailqueue/index.py).
+    """
+
+    server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database constraint: the refresh deletes a message's rows itself, in the same transaction,
+    # and a server's deletion removes these rows in one statement instead of loading every message.
+    message = models.ForeignKey(
+        QueueMessage, on_delete=models.DO_NOTHING, db_constraint=False, related_name="domains", db_index=False
+    )
+    domain = models.CharField(max_length=255)
+    own = models.BooleanField(default=True, help_text="A recipient's own domain, not only a parent of one.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "domain"], name="one_row_per_message_and_domain")]
+        indexes = [
+            # The domain filter and the summary: the messages of one server addressed to a domain.
+            models.Index(fields=["server", "domain", "message"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.domain
 
 
 class IndexRefresh(models.Model):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from email.header import decode_header, make_header
 
 MACRO_BYTE = 0x81
 # Bytes 0x80-0x9f are sendmail's internal meta characters; a header byte in that range (the
@@ -142,6 +143,43 @@ def strip_angles(address: str) -> str:
 def address_domain(address: str) -> str:
     bare = strip_angles(address)
     return bare.rpartition("@")[2].lower() if "@" in bare else ""
+
+
+# Longest domain name a DNS name can be; a longer "domain" in a control file is damage, not an address.
+DOMAIN_MAX = 255
+
+
+def recipient_domains(addresses) -> dict[str, bool]:
+    """The domains a message is addressed to: each recipient's own (True) and their parents (False).
+
+    Parents make `alpha.example` find mail to `mx.alpha.example` with one equality; a top-level
+    name alone ("example") is no parent worth a row, nor is anything in an address literal.
+    """
+    found: dict[str, bool] = {}
+    for address in addresses:
+        domain = address_domain(address).rstrip(".")
+        if domain and len(domain) <= DOMAIN_MAX:
+            found[domain] = True
+    for domain in [name for name in found if not name.startswith("[")]:
+        labels = domain.split(".")
+        for start in range(1, len(labels) - 1):
+            found.setdefault(".".join(labels[start:]), False)
+    return found
+
+
+def decode_encoded_words(text: str) -> str:
+    """A header value with its RFC 2047 encoded words (=?charset?B|Q?...?=) decoded, for display.
+
+    Never raises: a malformed word, an unknown charset or bytes that are no text leave the
+    value as it was. Control characters a decoded word may carry become spaces.
+    """
+    if "=?" not in text:
+        return text
+    try:
+        decoded = str(make_header(decode_header(text)))
+    except Exception:  # the email package raises many kinds (HeaderParseError, LookupError, UnicodeError, ...)
+        return text
+    return "".join(ch if ch.isprintable() else " " for ch in decoded)
 
 
 def _number(raw: bytes, letter: str, problems: list[str]) -> int | None:

@@ -1,4 +1,4 @@
-"""The queue at a glance: recipient domain × age band, and the busiest senders, from the index."""
+"""The queue at a glance: recipient domain × age band (every recipient counts) and the busiest senders."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.db.models import Case, Count, IntegerField, Value, When
 from django.utils import timezone
 
 from mailadmin.models import MailServer
-from mailqueue.models import IndexRefresh, QueueMessage
+from mailqueue.models import IndexRefresh, QueueMessage, RecipientDomain
 
 BANDS = ["1h", "1h-1d", "1d-5d", "5d+"]
 BAND_LABELS = {"1h": "< 1 h", "1h-1d": "1 h – 1 d", "1d-5d": "1 – 5 d", "5d+": "> 5 d"}
@@ -20,31 +20,29 @@ SENDER_ROWS = 15
 def _band_expression():
     now = timezone.now()
     return Case(
-        When(created__gt=now - timedelta(hours=1), then=Value(0)),
-        When(created__gt=now - timedelta(days=1), then=Value(1)),
-        When(created__gt=now - timedelta(days=5), then=Value(2)),
+        When(message__created__gt=now - timedelta(hours=1), then=Value(0)),
+        When(message__created__gt=now - timedelta(days=1), then=Value(1)),
+        When(message__created__gt=now - timedelta(days=5), then=Value(2)),
         default=Value(3),
         output_field=IntegerField(),
     )
 
 
 def by_domain_and_age(server: MailServer) -> list[dict]:
-    """Rows of {domain, total, quarantined, cells: [(band, count)]}, biggest domains first."""
-    counts = (
-        QueueMessage.objects.filter(server=server)
-        .annotate(band=_band_expression())
-        .values("first_domain", "band")
-        .annotate(n=Count("id"))
-    )
+    """Rows of {domain, total, quarantined, cells: [(band, count)]}, biggest domains first.
+
+    A message counts once under each of its recipients' own domains (not under parent domains),
+    so a message to two domains is in two rows and the rows add up to more than the queue.
+    """
+    own = RecipientDomain.objects.filter(server=server, own=True)
+    counts = own.annotate(band=_band_expression()).values("domain", "band").annotate(n=Count("message_id"))
     table: dict[str, dict] = {}
     for row in counts:
-        entry = table.setdefault(row["first_domain"], {"domain": row["first_domain"], "total": 0, "counts": [0] * 4})
+        entry = table.setdefault(row["domain"], {"domain": row["domain"], "total": 0, "counts": [0] * 4})
         entry["counts"][row["band"]] += row["n"]
         entry["total"] += row["n"]
     quarantined = dict(
-        QueueMessage.objects.filter(server=server, state=QueueMessage.State.QUARANTINED)
-        .values_list("first_domain")
-        .annotate(n=Count("id"))
+        own.filter(message__state=QueueMessage.State.QUARANTINED).values_list("domain").annotate(n=Count("message_id"))
     )
     rows = sorted(table.values(), key=lambda entry: (-entry["total"], entry["domain"]))[:DOMAIN_ROWS]
     for entry in rows:

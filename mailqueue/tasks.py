@@ -5,17 +5,26 @@ host (its Celery queue), where the server row is bound to the host's own configu
 """
 
 from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
 
 from mailadmin import work
 from mailadmin.models import MailServer
 from mailadmin.mta import agent
-from mailqueue import agentside, index, sampling
+from mailqueue import agentside, follower, index, sampling
 from mailqueue.models import QueueAction
 
 
 @shared_task(name="mailqueue.tasks.run_queue_action")
 def run_queue_action(pk: int) -> str:
     return work.execute(QueueAction, pk, agentside.perform_queue_action)
+
+
+@worker_ready.connect
+def follow_the_spools(**kwargs) -> None:
+    """An agent refreshes its index within seconds of a change on its spool (mailqueue/follower.py)."""
+    if agent.configs() and settings.QUEUE_INDEX_WATCH:
+        follower.start()
 
 
 @shared_task(name="mailqueue.tasks.refresh_indexes")

@@ -7,6 +7,7 @@ app_name = "mailqueue"
 urlpatterns = [
     path("servers/<slug:server>/queue/", views.queue_overview, name="overview"),
     path("servers/<slug:server>/queue/summary/", views.queue_summary, name="summary"),
+    path("servers/<slug:server>/queue/freshness/", views.queue_freshness, name="freshness"),
     path("servers/<slug:server>/queue/act/", views.act_on_messages, name="act"),
     path("servers/<slug:server>/queue/select/", views.act_by_selector, name="select"),
     path("servers/<slug:server>/queue/refresh/", views.refresh_index, name="refresh"),

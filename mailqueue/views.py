@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from mailadmin import audit, requests, work
+from mailadmin import audit, overview, requests, work
 from mailadmin.models import AuditEvent, MailServer
 from mailadmin.roles import Role, require_role
 from mailadmin.views import get_server, render_page, render_progress
@@ -75,18 +75,51 @@ def queue_overview(request: HttpRequest, server: str) -> HttpResponse:
         "server": mail_server,
         "form": form,
         "page": page,
+        "bounced": bounced_messages(mail_server, page.object_list),
         "total": page.paginator.count,
         "query": urlencode(query),
         "query_items": query,
         "sort": form.cleaned_data.get("sort", "") if form.is_valid() else "",
-        "spool": summary.state_counts(refreshed),
-        "refreshed": refreshed,
+        **freshness_context(mail_server, refreshed),
         "first_build": first_build,
         "action_form": SelectedActionForm(),
         "selector_form": SelectorActionForm(),
         "recent_actions": QueueAction.objects.filter(server=mail_server).select_related("created_by")[:5],
     }
     return render_page(request, "mailqueue/list.html", context, section="queue")
+
+
+def freshness_context(server: MailServer, refreshed: IndexRefresh | None) -> dict:
+    """How current the list is: the index's state counts and the time of its last refresh, to the second."""
+    return {
+        "spool": summary.state_counts(refreshed),
+        "refreshed": refreshed,
+        "refreshed_ago": overview.ago(refreshed.finished) if refreshed else "",
+        "token": refreshed.token if refreshed else 0,
+        "silent_agent": overview.agent_silence(server),
+    }
+
+
+def bounced_messages(server: MailServer, messages) -> set[str]:
+    """The queue ids on this page's DSNs that name a message still in the index (one query)."""
+    wanted = {message.bounce_of for message in messages if message.bounce_of}
+    if not wanted:
+        return set()
+    return set(QueueMessage.objects.filter(server=server, queue_id__in=wanted).values_list("queue_id", flat=True))
+
+
+@require_role(Role.VIEWER)
+@require_GET
+def queue_freshness(request: HttpRequest, server: str) -> HttpResponse:
+    """The list's header line, polled every few seconds: one row read. When the index changed since the
+    page's copy (another token), it tells the page to fetch its list again (the queue-changed event)."""
+    mail_server = get_server(server)
+    refreshed = IndexRefresh.objects.filter(server=mail_server).first()
+    context = {"server": mail_server, **freshness_context(mail_server, refreshed)}
+    response = render(request, "mailqueue/_freshness.html", context)
+    if str(context["token"]) != request.GET.get("seen", ""):
+        response["HX-Trigger"] = "queue-changed"
+    return response
 
 
 def first_index_build(request: HttpRequest, server: MailServer) -> QueueAction:
@@ -114,14 +147,23 @@ def message_detail(request: HttpRequest, server: str, queue_id: str) -> HttpResp
         .select_related("created_by")[:HISTORY_LIMIT]
     )
     asked = requests.ask(mail_server, "message preview", {"queue_id": queue_id}, request=request)
+    indexed = QueueMessage.objects.filter(server=mail_server, queue_id=queue_id).first()
+    refreshed = IndexRefresh.objects.filter(server=mail_server).first()
     context = {
         **requests.request_context(asked, PREVIEW_TEMPLATE),
         "server": mail_server,
         "queue_id": queue_id,
         "history": [(action, action.outcomes.get(queue_id, "")) for action in history],
         "action_form": SelectedActionForm(),
-        "indexed": QueueMessage.objects.filter(server=mail_server, queue_id=queue_id).first(),
-        "refreshed": IndexRefresh.objects.filter(server=mail_server).first(),
+        "indexed": indexed,
+        "original": QueueMessage.objects.filter(server=mail_server, queue_id=indexed.bounce_of).first()
+        if indexed and indexed.bounce_of
+        else None,
+        "bounces": QueueMessage.objects.filter(server=mail_server, dsn=True, bounce_of=queue_id).values_list(
+            "queue_id", flat=True
+        )[:HISTORY_LIMIT],
+        "refreshed": refreshed,
+        "refreshed_ago": overview.ago(refreshed.finished) if refreshed else "",
         # The server switcher cannot carry a queue id over to another server: it opens that one's queue.
         "switch_view": "mailqueue:overview",
     }
@@ -146,6 +188,14 @@ def act_on_messages(request: HttpRequest, server: str) -> HttpResponse:
             messages.error(request, "Acting on all messages needs at least one filter.")
             return redirect(back_url)
         ids = list(filters.filter(QueueMessage.objects.filter(server=mail_server)).values_list("queue_id", flat=True))
+        confirmed = data.get("confirmed_count")
+        if confirmed is not None and confirmed != len(ids):
+            messages.error(
+                request,
+                f"The filter now matches {len(ids)} message(s), not the {confirmed} you confirmed: nothing was done. "
+                "Look at the list again and repeat the action if it is still what you want.",
+            )
+            return redirect(back_url)
     else:
         known = set(
             QueueMessage.objects.filter(server=mail_server, queue_id__in=data["ids"]).values_list("queue_id", flat=True)

@@ -184,6 +184,7 @@ AGENT_SIDE_MODULES = {
     "mailqueue.actions",
     "mailqueue.agentside",
     "mailqueue.sampling",
+    "mailqueue.follower",
     "tlsconfig.deploy",
     "tlsconfig.probe",
     "tlsconfig.agentside",

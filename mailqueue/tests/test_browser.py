@@ -34,9 +34,12 @@ def test_an_operator_filters_by_reason_selects_all_matches_and_releases_them(
     page.screenshot(path=str(tmp_path / "queue-filtered.png"), full_page=True)
 
     page.check("#scope-matching")
+    confirmations = []
+    page.on("dialog", lambda dialog: (confirmations.append(dialog.message), dialog.accept()))
     page.click("#queue-actions button[value=release]")
     page.wait_for_selector("#action-status:has-text('done')", timeout=60000)
     assert "3 released" in page.inner_text("#outcome-counts")
+    assert confirmations == ["Release all 3 matching messages?"]
     page.screenshot(path=str(tmp_path / "queue-released.png"), full_page=True)
 
     assert [submit.kind(queue_id) for queue_id in review] == ["qf"] * 3

@@ -368,12 +368,14 @@ def test_rebuilt_indexes_get_planner_statistics_again(scratch_server):
     fill_scratch_queue(queue, index.FANOUT_MIN_FILES + 10)
     QueueMessage.objects.all().delete()
     index.refresh(scratch_server)
-    assert planner_statistics() >= {name for name, _ in index_definitions()}
+    # A partial index over no row (the DSNs' index, in a spool without bounces) has nothing to learn.
+    full_indexes = {name for name, sql in index_definitions() if " WHERE " not in (sql or "").upper()}
+    assert planner_statistics() >= full_indexes
     QueueMessage.objects.all().delete()  # the row count the statistics were taken at stays the same
 
     index.refresh(scratch_server)
 
-    assert planner_statistics() >= {name for name, _ in index_definitions()}
+    assert planner_statistics() >= full_indexes
 
 
 def test_a_changed_job_is_updated_in_the_columns_that_changed_only(scratch_server, django_assert_num_queries):
@@ -449,17 +451,22 @@ def test_the_worker_builds_a_large_index_with_forked_readers(worker, submit):
 
     The worker is the agent of the session's instance only: the jobs go into that instance's own
     spool (quarantined, so no queue run would touch them; `submit` removes them afterwards)."""
-    from mailqueue import tasks
-
     server = submit.server
     template = (SAMPLES / "hf-quarantined.txt").read_bytes()
     ids = [f"6AOIJJ5g{number:06d}" for number in range(index.FANOUT_MIN_FILES + 10)]
     # The shared instance may hold a job another test left queued: it is read too.
     already = [p for p in Path(server.queue_dir).iterdir() if p.name[:2] in ("qf", "hf", "Qf")]
-    for queue_id in ids:
-        (Path(server.queue_dir) / f"hf{queue_id}").write_bytes(template)
-
-    tasks.refresh_index.apply_async(args=[server.pk], queue=server.celery_queue)
+    # Written beside the queue and renamed in at once: the agent follows its spool (follower.py)
+    # and refreshes on its own a moment after the last rename, in one refresh of them all.
+    staging = Path(server.queue_dir).parent / "staging-forked-readers"
+    staging.mkdir()
+    try:
+        for queue_id in ids:
+            (staging / f"hf{queue_id}").write_bytes(template)
+        for queue_id in ids:
+            os.rename(staging / f"hf{queue_id}", Path(server.queue_dir) / f"hf{queue_id}")
+    finally:
+        shutil.rmtree(staging)
 
     refreshed = wait_for(lambda: IndexRefresh.objects.filter(server=server).first(), 120, "the worker's refresh")
     assert refreshed.files_read == len(ids) + len(already), worker.log()[-3000:]

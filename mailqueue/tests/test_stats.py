@@ -8,11 +8,13 @@ from django.test import override_settings
 from django.utils import timezone
 
 from mailqueue import index, sampling, stats, summary
-from mailqueue.models import IndexRefresh, QueueAlertSettings, QueueMessage, QueueSample
+from mailqueue.models import IndexRefresh, QueueAlertSettings, QueueMessage, QueueSample, RecipientDomain
+from mailqueue.parser import recipient_domains
 
 
 def make_row(server, queue_id, domain, hours_old, state="queued", sender="s@x.example"):
-    return QueueMessage.objects.create(
+    """An index row as a refresh writes it, with its recipient domain rows."""
+    row = QueueMessage.objects.create(
         server=server,
         queue_id=queue_id,
         kind="hf" if state == "quarantined" else "qf",
@@ -27,6 +29,11 @@ def make_row(server, queue_id, domain, hours_old, state="queued", sender="s@x.ex
         first_domain=domain,
         created=timezone.now() - timedelta(hours=hours_old),
     )
+    RecipientDomain.objects.bulk_create(
+        RecipientDomain(server=server, message=row, domain=name, own=own)
+        for name, own in recipient_domains([row.recipients]).items()
+    )
+    return row
 
 
 def test_domain_by_age_cells_link_to_the_filtered_list(mta_server, client, viewer):

@@ -103,3 +103,18 @@ def test_the_trace_command_prints_the_journey_on_both_hosts(relayed):
     assert text.index("relay1 6B4A00aa000001  delivered") < text.index("relay2 6B4A05bb000002  deferred")
     assert "to bob@partner.example  deferred  attempts 1  [127.0.0.3]  4.4.1  Deferred: Connection refused" in text
     assert text.count("relay1 6B4A00aa000001") == 1  # one journey, printed once
+
+
+def test_the_queued_message_and_its_trace_link_to_each_other(client, relayed):
+    from mailqueue.models import QueueMessage
+
+    first, _ = relayed
+    trace = first.traces.get(queue_id="6B4A00aa000001")
+    QueueMessage.objects.create(
+        server=first, queue_id=trace.queue_id, kind="qf", state="queued", directory="/x/q", inode=1, file_size=1,
+        mtime_ns=1,
+    )  # fmt: skip
+    journey_page = client.get(f"/tracking/{trace.pk}/").content.decode()
+    assert f'href="/servers/relay1/queue/messages/{trace.queue_id}/"' in journey_page
+    message_page = client.get(f"/servers/relay1/queue/messages/{trace.queue_id}/").content.decode()
+    assert f'href="/tracking/?q={trace.queue_id}&amp;server=relay1"' in message_page
