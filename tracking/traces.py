@@ -21,6 +21,8 @@ Status = MessageTrace.Status
 # SQLite allows 32766 variables in a statement (older builds 999): stay well under either.
 IN_CHUNK = 500
 PENDING = (Status.QUEUED, Status.DEFERRED)
+# The kinds of line that are about a message (and so start its trace when they are the first seen).
+MESSAGE_KINDS = frozenset({"from", "to", "quarantine", "unquarantine", "dsn", "reject"})
 TRACE_FIELDS = [
     "message_id", "sender", "size", "nrcpts", "protocol", "daemon", "relay", "client_address",
     "received_at", "last_event_at", "status", "status_text", "quarantine_reason", "ruleset", "bounce_of",
@@ -160,7 +162,11 @@ class Fold:
         for chunk in _chunks(sorted(queue_ids)):
             for trace in MessageTrace.objects.filter(server=self.server, queue_id__in=chunk):
                 self.traces[trace.queue_id] = trace
-        missing = [queue_id for queue_id in sorted(queue_ids) if queue_id not in self.traces]
+        # Only a line about a message makes a trace: a session that never sent one ("did not issue
+        # MAIL", the agent's own EHLO every 30 s) has a queue id too, and its lines stay loose events.
+        of_messages = {line.queue_id for line in lines if line.queue_id and line.kind in MESSAGE_KINDS}
+        of_messages |= {line.fields["new_queue_id"] for line in lines if line.kind == "dsn"}
+        missing = [queue_id for queue_id in sorted(of_messages) if queue_id not in self.traces]
         for queue_id in missing:
             trace = MessageTrace(server=self.server, queue_id=queue_id)
             self.traces[queue_id] = trace

@@ -9,7 +9,7 @@ import pytest
 from mailadmin.models import MailServer
 from tracking.models import MessageTrace, TraceEvent
 from tracking.parser import parse_line
-from tracking.traces import journey, search_filter, store_lines
+from tracking.traces import MESSAGE_KINDS, journey, search_filter, store_lines
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
@@ -131,8 +131,9 @@ def test_the_whole_lab_capture_folds_into_one_trace_per_queue_id():
     lines = [parse_line(re.sub(r"^\d\d:\d\d:\d\d ", "", raw)) for raw in CAPTURE.read_text().splitlines()]
     for start in range(0, len(lines), 2000):
         store_lines(server, lines[start : start + 2000], now=datetime(2026, 11, 30, tzinfo=UTC), zone=UTC)
-    queue_ids = {line.queue_id for line in lines if line.queue_id}
-    assert MessageTrace.objects.filter(server=server).exclude(queue_id="").count() == len(queue_ids)
+    messages = {line.queue_id for line in lines if line.queue_id and line.kind in MESSAGE_KINDS}
+    messages |= {line.fields["new_queue_id"] for line in lines if line.kind == "dsn"}
+    assert MessageTrace.objects.filter(server=server).exclude(queue_id="").count() == len(messages)
     assert TraceEvent.objects.filter(server=server).count() == len(lines)
     received = MessageTrace.objects.filter(server=server).exclude(message_id="")
     assert received.count() == len({line.queue_id for line in lines if line.kind == "from"})
@@ -156,3 +157,17 @@ def test_traces_older_than_the_retention_period_are_purged_with_their_lines(sett
     assert list(MessageTrace.objects.values_list("queue_id", flat=True)) == ["6B4A00aa000100"]
     assert purge(now=NOW + timedelta(days=40)) == 1
     assert not MessageTrace.objects.exists() and not TraceEvent.objects.exists()
+
+
+def test_a_session_that_sent_no_message_makes_no_trace_but_its_lines_are_kept():
+    server = server_row()
+    store(
+        server,
+        "Dec  4 10:00:00 mx1 sm-mta[7]: 6B4A00aa000007: localhost [127.0.0.1] did not issue MAIL/EXPN/VRFY/ETRN "
+        "during connection to MTA",
+        FROM,
+        "Dec  4 10:00:01 mx1 sm-mta[100]: 6B4A00aa000100: Milter: no active filter",
+    )
+    assert list(MessageTrace.objects.values_list("queue_id", flat=True)) == ["6B4A00aa000100"]
+    assert TraceEvent.objects.get(trace=None).raw.endswith("during connection to MTA")
+    assert MessageTrace.objects.get().events.count() == 2
