@@ -118,6 +118,14 @@ class RunDirectory:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def terminal_signals() -> None:
+    """The signal dispositions of a job started from a terminal. A suite run in the background (CI,
+    nohup) inherits SIGINT and SIGHUP ignored, and a shell cannot trap a signal it was started with
+    ignored: `make run` would then seem deaf to Ctrl-C only because of how the tests were started."""
+    for number in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)
+
+
 class MakeRun:
     """One `make run` in its own process group (a terminal's foreground job), its output kept.
 
@@ -133,7 +141,9 @@ class MakeRun:
         self.reading = threading.Event()
         self.daemon_pid: int | None = None
         argv = ["make", "--no-print-directory", "run"]
-        common = dict(cwd=ROOT, env=directory.env, stdin=subprocess.DEVNULL, start_new_session=True)
+        common = dict(
+            cwd=ROOT, env=directory.env, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=terminal_signals
+        )
         if output == "file":
             self.logfile = directory.path / f"make-run-{secrets.token_hex(3)}.out"
             with open(self.logfile, "wb") as out:
