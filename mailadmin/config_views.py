@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_POST
 
-from mailadmin import audit, config, overview, requests, work
+from mailadmin import config, overview, requests, services
 from mailadmin.cf import accessmap, catalog
 from mailadmin.models import AccessEntry, AgentRequest, ConfigBuild, InstallJob
 from mailadmin.roles import Role, require_role
@@ -160,20 +159,11 @@ def build_progress(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def build_install(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(ConfigBuild.objects.select_related("server"), pk=pk)
-    if row.status != work.WorkStatus.DONE:
-        messages.error(request, f"{row.build_id} did not build successfully; there is nothing to install.")
+    try:
+        job = services.request_install(row, request=request)
+    except services.InstallRefused as refusal:
+        messages.error(request, str(refusal))
         return redirect("build_detail", pk=row.pk)
-    rollback = row.server.builds.filter(pk__gt=row.pk, installed_at__isnull=False).exists()
-    with transaction.atomic():
-        job = InstallJob.objects.create(server=row.server, build=row, rollback=rollback, created_by=request.user)
-        audit.record(
-            "cf rollback requested" if rollback else "cf install requested",
-            request=request,
-            server=row.server,
-            target=row.build_id,
-            outcome="queued",
-        )
-        work.dispatch_on_commit(job)
     return redirect("install_detail", pk=job.pk)
 
 

@@ -133,6 +133,9 @@ class AuditEvent(models.Model):
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.OK, db_index=True)
     detail = models.TextField(blank=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    api_token = models.CharField(
+        max_length=120, blank=True, help_text="The API token the change came through (name and key prefix), if any."
+    )
 
     class Meta:
         ordering = ["-created", "-id"]

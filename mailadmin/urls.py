@@ -46,6 +46,7 @@ urlpatterns = [
     path("actions/service/<int:pk>/progress/", views.service_action_progress, name="service_action_progress"),
     path("agent-requests/<int:pk>/progress/", views.agent_request_progress, name="agent_request_progress"),
     path("audit/", views.audit_list, name="audit_list"),
+    path("api/", include("api.urls")),
     path("", include("tlsconfig.urls")),
     path("", include("mailqueue.urls")),
     path("", include("tracking.urls")),

@@ -26,7 +26,7 @@ from mailadmin.models import AuditEvent, MailServer
 from mailadmin.roles import Role, require_role
 from mailadmin.views import get_server, render_page, render_progress
 from mailadmin.work import TERMINAL
-from mailqueue import stats, summary
+from mailqueue import services, stats, summary
 from mailqueue.forms import AlertSettingsForm, QueueFilterForm, SelectedActionForm, SelectorActionForm
 from mailqueue.models import IndexRefresh, QueueAction, QueueAlertSettings, QueueMessage, QueueSample
 from mailqueue.parser import QUEUE_ID_PATTERN
@@ -183,30 +183,10 @@ def act_on_messages(request: HttpRequest, server: str) -> HttpResponse:
         messages.error(request, _form_errors(form))
         return redirect(back_url)
     data = form.cleaned_data
-    if data["scope"] == "matching":
-        if not filters.is_valid() or not filters.query_items():
-            messages.error(request, "Acting on all messages needs at least one filter.")
-            return redirect(back_url)
-        ids = list(filters.filter(QueueMessage.objects.filter(server=mail_server)).values_list("queue_id", flat=True))
-        confirmed = data.get("confirmed_count")
-        if confirmed is not None and confirmed != len(ids):
-            messages.error(
-                request,
-                f"The filter now matches {len(ids)} message(s), not the {confirmed} you confirmed: nothing was done. "
-                "Look at the list again and repeat the action if it is still what you want.",
-            )
-            return redirect(back_url)
-    else:
-        known = set(
-            QueueMessage.objects.filter(server=mail_server, queue_id__in=data["ids"]).values_list("queue_id", flat=True)
-        )
-        unknown = [queue_id for queue_id in data["ids"] if queue_id not in known]
-        if unknown:
-            messages.error(request, f"Not in this server's queue index: {', '.join(unknown[:5])}.")
-            return redirect(back_url)
-        ids = data["ids"]
-    if not ids:
-        messages.error(request, "No message matches.")
+    try:
+        ids = services.ids_to_act_on(mail_server, data, filters)
+    except services.ActionRefused as refusal:
+        messages.error(request, str(refusal))
         return redirect(back_url)
     action = create_action(
         request,

@@ -17,7 +17,7 @@ from mailadmin import overview, requests
 from mailadmin.models import AgentRequest
 from mailadmin.roles import Role, has_role, require_role
 from mailadmin.views import get_server, render_page, render_progress, work_context
-from tlsconfig import facts, jobs, pki, store
+from tlsconfig import facts, jobs, pki, services
 from tlsconfig.forms import DeployForm, GenerateForm, UploadForm
 from tlsconfig.models import Certificate, Deployment, TlsJob
 
@@ -90,29 +90,18 @@ def upload(request: HttpRequest, server: str) -> HttpResponse:
         return upload_response(request, mail_server, form, status=400)
     data = form.cleaned_data
     try:
-        if data["kind"] == "crl":
-            row = store.store_crl(mail_server, data["file"], data["ca"], request=request)
-            messages.success(request, f"CRL of {row.issuer} stored ({row.revoked} revoked).")
-            return redirect("tlsconfig:overview", server=mail_server.name)
-        if data["kind"] == "dh":
-            row = store.store_dh_parameters(mail_server, data["file"], request=request)
-            messages.success(request, f"DH parameters ({row.bits} bits) stored.")
-            return redirect("tlsconfig:overview", server=mail_server.name)
-        certificate = store.store_certificate(
-            mail_server,
-            data["kind"],
-            data["file"],
-            key_data=data["key_file"],
-            passphrase=data["passphrase"],
-            ca=data["ca"],
-            accept_out_of_dates=data["accept_out_of_dates"],
-            request=request,
-        )
+        row = services.store_upload(mail_server, data, request=request)
     except pki.PkiError as exc:
         form.add_error(None, str(exc))
         return upload_response(request, mail_server, form, status=400)
-    messages.success(request, f"{certificate.get_role_display().capitalize()} stored.")
-    return redirect("tlsconfig:certificate", pk=certificate.pk)
+    if data["kind"] == "crl":
+        messages.success(request, f"CRL of {row.issuer} stored ({row.revoked} revoked).")
+        return redirect("tlsconfig:overview", server=mail_server.name)
+    if data["kind"] == "dh":
+        messages.success(request, f"DH parameters ({row.bits} bits) stored.")
+        return redirect("tlsconfig:overview", server=mail_server.name)
+    messages.success(request, f"{row.get_role_display().capitalize()} stored.")
+    return redirect("tlsconfig:certificate", pk=row.pk)
 
 
 @require_role(Role.VIEWER)

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT_PACKAGES = ["mailadmin", "tlsconfig", "mailqueue", "tracking"]
+PRODUCT_PACKAGES = ["mailadmin", "tlsconfig", "mailqueue", "tracking", "api"]
 GATEWAY = ROOT / "mailadmin" / "mta" / "gateway.py"
 # Forks without exec: its children run the index's own Python readers and leave with _exit,
 # they never run a program (which stays the gateway's job).
@@ -197,6 +197,7 @@ WEB_TIER_ENTRY_POINTS = [
     "mailadmin.urls",
     "mailqueue.urls",
     "tlsconfig.urls",
+    "api.urls",
     "mailadmin.wsgi",
     "mailadmin.settings",
     "mailadmin.context",
