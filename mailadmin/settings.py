@@ -408,6 +408,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Work rows and traces both have a "status": name their enums apart (drf-spectacular's W001).
+    "ENUM_NAME_OVERRIDES": {
+        "WorkStatusEnum": "mailadmin.work.WorkStatus",
+        "TraceStatusEnum": "tracking.models.MessageTrace.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.add_error_responses",
