@@ -48,7 +48,10 @@ def check_the_pages(mta_server, client, viewer, log: Path) -> None:
 
     snapshot.take(mta_server)  # a later line proves the log has caught up with everything before it
     wait_for(lambda: null_sessions(mta_server, log) > before, 10, "the second snapshot's session in the mail log")
-    assert null_sessions(mta_server, log) == before + 1, "the page loads opened no SMTP session"
+    # 2 * LOADS page loads: had each opened a session, that many lines. The second snapshot is one;
+    # another process of the suite (a worker's snapshot of the shared instance) may add one more.
+    added = null_sessions(mta_server, log) - before
+    assert 1 <= added <= 2, f"{added} SMTP sessions during {2 * LOADS} page loads"
     html = page.content.decode()
     assert taken.strftime("%H:%M:%S") in html, "the page shows the snapshot's time"
     assert "the agent checks the daemon every 30 s, once for every viewer" in html
