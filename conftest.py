@@ -113,6 +113,10 @@ def redis_server(test_run_dir):
     redis = RedisProcess(test_run_dir / "redis")
     redis.start()
     app.conf.broker_url = redis.url
+    # A test that published before this fixture ran (a page queueing work with no broker yet) left
+    # connection pools bound to the default URL: drop them, or this process keeps publishing there.
+    app.close()
+    app.amqp._producer_pool = None
     yield redis
     redis.stop()
 
