@@ -14,12 +14,14 @@ import os
 import random
 import secrets
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from testing.instances import agent_config_path, instance_row, start_instance, stop_instance
 from testing.processes import FAULT_SEED, RedisProcess, WorkerProcess
+from testing.queue import Submitter, spool_names
 from testing.users import make_user
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
@@ -180,3 +182,25 @@ def browser_type_launch_args(browser_type_launch_args):
             "--disable-sync",
         ],
     }
+
+
+@pytest.fixture
+def submit(mta_server):
+    """Submit real messages to the session's instance (shared with every test): everything that appears
+    in the spool during the test is removed after it."""
+    queue_dir = mta_server.queue_dir
+    before = spool_names(queue_dir)
+    yield Submitter(mta_server)
+    # A queue run may still be rewriting a job (tf → qf): sweep again until a sweep finds nothing.
+    deadline = time.monotonic() + 10
+    while True:
+        left = spool_names(queue_dir) - before
+        for name in left:
+            try:
+                os.unlink(os.path.join(queue_dir, name))
+            except (FileNotFoundError, IsADirectoryError):
+                pass
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not spool_names(queue_dir) - before, "files keep appearing in the shared spool after the test"

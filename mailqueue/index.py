@@ -20,14 +20,12 @@ rows.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import os
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -36,6 +34,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from mailadmin.models import MailServer
+from mailadmin.mta.files import host_lock
 from mailqueue import dsn, spool
 from mailqueue.digest import digest, unreadable
 from mailqueue.fanout import fanout
@@ -178,18 +177,6 @@ def _keep_known(server: MailServer, known: KnownSpool) -> None:
     _known_by_server[server.pk] = known
     while len(_known_by_server) > KNOWN_SERVERS:
         del _known_by_server[next(iter(_known_by_server))]
-
-
-@contextmanager
-def _refresh_lock(server: MailServer) -> Iterator[None]:
-    locks = settings.VAR_DIR / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    fd = os.open(locks / f"queue-index-{server.pk}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 @functools.lru_cache(maxsize=4096)  # jobs queued in the same second are common, strftime is not cheap
@@ -603,7 +590,7 @@ def _needs_analyze(rows: int, analyzed_rows: int) -> bool:
 def refresh(server: MailServer) -> RefreshResult:
     """Bring the server's rows in line with its spool, reading only control files that changed."""
     started = time.monotonic()
-    with _refresh_lock(server):
+    with host_lock(f"queue-index-{server.pk}"):
         return _refresh(server, started)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django import forms
-from django.db.models import Exists, OuterRef, Q, QuerySet, prefetch_related_objects
+from django.db.models import Q, prefetch_related_objects
 
 from mailadmin.models import MailServer
 from tracking.models import MessageTrace, TraceRecipient
@@ -100,15 +100,6 @@ def time_range(data: dict) -> Q:
     if data.get("until"):
         window &= Q(received_at__lte=data["until"])
     return window
-
-
-def matching(data: dict) -> QuerySet[MessageTrace]:
-    """Every trace matching a TraceSearchForm's cleaned data, newest first (the CLI, the API)."""
-    on_trace, on_recipient = conditions(data)
-    traces = MessageTrace.objects.filter(on_trace, time_range(data))
-    if on_recipient is not None:
-        traces = traces.filter(Exists(TraceRecipient.objects.filter(on_recipient, trace=OuterRef("pk"))))
-    return traces.select_related("server", "bounce_of").distinct().order_by("-received_at", "-id")
 
 
 def parse_cursor(value: str) -> tuple[datetime, int] | None:
