@@ -6,6 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from api import tokens
+from mailadmin import work
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -20,8 +21,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             token = tokens.check(text.strip())
         except tokens.TokenRefused as refusal:
             raise exceptions.AuthenticationFailed(str(refusal)) from None
-        # audit.record reads it from the Django request: every audit row of this call names the token.
         request._request.api_token = token
+        # Every audit row of this call, and every work row it creates (whose worker's audit rows
+        # read it back from the row), names the token.
+        work.acting_api_token.set(str(token))
         return token.user, token
 
     def authenticate_header(self, request) -> str:

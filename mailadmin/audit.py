@@ -43,8 +43,8 @@ def record(
         outcome=outcome,
         detail=_clean(detail, 20000),
         remote_addr=request.META.get("REMOTE_ADDR") if request is not None else None,
-        # Set by api.authentication on a bearer-token request (a DRF request reads it through).
-        api_token=str(getattr(request, "api_token", None) or "") if request is not None else "",
+        # The token of the API call being served, or in a worker the work row's (work.execute).
+        api_token=work.acting_api_token.get(),
     )
 
 

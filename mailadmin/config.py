@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from mailadmin import audit, work
+from mailadmin import audit, buildrows, work
 from mailadmin.cf import accessmap, catalog, m4safe, mcfile
 from mailadmin.models import AccessEntry, ConfigBuild, ConfigValue, FeatureSetting, HostSnapshot, MailServer
 
@@ -161,6 +161,7 @@ def start_build(server: MailServer, *, user=None, request=None) -> ConfigBuild:
                 mc_text="",
                 access_text=access_text(server),
                 expected_options=options,
+                rows=buildrows.snapshot(server),
             )
             row.mc_text = mcfile.render_mc(document, options, features, row.build_id, reserved=reserved, roots=roots)
             outside = mcfile.paths_outside(row.mc_text, options, roots)

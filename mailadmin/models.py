@@ -211,6 +211,9 @@ class AccessEntry(models.Model):
         TLS_CLT = "TLS_Clt", "TLS_Clt (as server, about clients)"
         TLS_SRV = "TLS_Srv", "TLS_Srv (as client, about servers)"
         TRY_TLS = "Try_TLS", "Try_TLS"
+        TLS_RCPT = "TLS_Rcpt", "TLS_Rcpt (as client, about a recipient's MTA)"
+        SRV_FEATURES = "Srv_Features", "Srv_Features (as server, per client)"
+        CLT_FEATURES = "Clt_Features", "Clt_Features (as client, per server)"
 
     server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="access_entries")
     tag = models.CharField(max_length=20, choices=Tag.choices)
@@ -227,14 +230,95 @@ class AccessEntry(models.Model):
         return f"{self.tag}:{self.key}\t{self.value}"
 
 
+class MapEntry(models.Model):
+    """One line of a map or class file the console manages (aliases, virtusertable, local-host-names …).
+
+    A file is its rows in `position` order. A row is either a typed entry (key, value and an
+    optional comment rendered as a `# comment` line above it) or `verbatim` text: the lines of an
+    imported file the console does not model (comments, blank lines, forms it does not parse),
+    re-emitted byte for byte where they stood. Keys and values are cleaned by mailadmin.cf.maps
+    before they are stored.
+    """
+
+    class Map(models.TextChoices):
+        ALIASES = "aliases", "aliases"
+        VIRTUSERTABLE = "virtusertable", "virtusertable"
+        MAILERTABLE = "mailertable", "mailertable"
+        GENERICSTABLE = "genericstable", "genericstable"
+        DOMAINTABLE = "domaintable", "domaintable"
+        LOCAL_HOST_NAMES = "local-host-names", "local-host-names (class w)"
+        RELAY_DOMAINS = "relay-domains", "relay-domains (class R)"
+        TRUSTED_USERS = "trusted-users", "trusted-users (class t)"
+
+    server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="map_entries")
+    map = models.CharField(max_length=20, choices=Map.choices)
+    position = models.PositiveIntegerField(default=0, help_text="Order in the file.")
+    key = models.CharField(max_length=255, blank=True)
+    value = models.TextField(blank=True)
+    comment = models.CharField(max_length=200, blank=True)
+    verbatim = models.TextField(blank=True, help_text="Unmodelled lines kept byte for byte (then key is empty).")
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["map", "position", "id"]
+        indexes = [models.Index(fields=["server", "map", "position"], name="map_entry_order")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["server", "map", "key"], condition=models.Q(verbatim=""), name="one_map_row_per_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.map}: {self.verbatim!r}" if self.verbatim else f"{self.map}: {self.key} {self.value}"
+
+
+class Listener(models.Model):
+    """A DAEMON_OPTIONS (accepting) or CLIENT_OPTIONS (sending) line of the .mc, as a typed row."""
+
+    class Kind(models.TextChoices):
+        DAEMON = "daemon", "DAEMON_OPTIONS (accepts mail)"
+        CLIENT = "client", "CLIENT_OPTIONS (sends mail)"
+
+    server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="listeners")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DAEMON)
+    position = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=40, blank=True, help_text="Name= (shown in the log and ${daemon_name}).")
+    address = models.CharField(max_length=64, blank=True, help_text="Addr=: an IP address; empty = every address.")
+    port = models.CharField(max_length=10, blank=True, help_text="Port=: a number or a service name.")
+    family = models.CharField(max_length=10, blank=True, help_text="Family=: inet or inet6.")
+    modifiers = models.CharField(max_length=40, blank=True, help_text="Modifiers= (M=): letters such as a, b, E, h.")
+    extra = models.CharField(
+        max_length=300, blank=True, help_text="Other key=value pairs of the line (already validated)."
+    )
+    comment = models.CharField(max_length=200, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name or '-'} {self.address or '*'}:{self.port or '25'}"
+
+
 class ConfigBuild(WorkItem):
     """One cf build: the rendered .mc, what m4 and sendmail made of it, and the diff to the live cf."""
+
+    class Origin(models.TextChoices):
+        CONSOLE = "console", "built by the console"
+        HOST = "host", "found live on the host before the console's first install"
 
     task_name = "mailadmin.tasks.run_config_build"
 
     server = models.ForeignKey(MailServer, on_delete=models.CASCADE, related_name="builds")
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.CONSOLE)
     mc_text = models.TextField()
     access_text = models.TextField(blank=True)
+    maps = models.JSONField(
+        default=dict, blank=True, help_text="Map or class name → the source text this build installs."
+    )
+    rows = models.JSONField(
+        default=dict, blank=True, help_text="The rows it was built from (options, FEATUREs, access, maps, listeners)."
+    )
     expected_options = models.JSONField(default=dict, blank=True, help_text="cf name → value the cf must show.")
     cf_text = models.TextField(blank=True)
     cf_sha256 = models.CharField(max_length=64, blank=True)

@@ -108,6 +108,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: behind nginx on the unix socket, the client's address is nginx's X-Real-IP.
     "mailadmin.proxy.UnixSocketClientAddress",
+    # No API token named by one request leaks into the next one this thread serves.
+    "mailadmin.work.ApiTokenScope",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import timedelta
 
 from django.apps import apps
@@ -22,6 +23,25 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
+
+# The API token of the call being served ("" for a page): set by api.authentication, cleared by
+# ApiTokenScope after each request, so a work row and every audit row of the call name it,
+# including the rows its worker writes later (they read the work row's own api_token).
+acting_api_token: ContextVar[str] = ContextVar("acting_api_token", default="")
+
+
+class ApiTokenScope:
+    """Middleware: no API token outlives the request that presented it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        scope = acting_api_token.set("")
+        try:
+            return self.get_response(request)
+        finally:
+            acting_api_token.reset(scope)
 
 
 class WorkStatus(models.TextChoices):
@@ -49,12 +69,20 @@ class WorkItem(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     worker_pid = models.IntegerField(null=True, blank=True)
+    api_token = models.CharField(
+        max_length=120, blank=True, help_text="The API token the work was asked through (name and key prefix), if any."
+    )
 
     task_name: str = ""
 
     class Meta:
         abstract = True
         ordering = ["-created", "-id"]
+
+    def save(self, *args, **kwargs):
+        if self._state.adding and not self.api_token:
+            self.api_token = acting_api_token.get()
+        super().save(*args, **kwargs)
 
     def celery_queue(self) -> str:
         return settings.CELERY_TASK_DEFAULT_QUEUE
@@ -147,6 +175,8 @@ def execute(model: type[WorkItem], pk: int, perform: Callable[[WorkItem], None])
     item = claim(model, pk)
     if item is None:
         return "skipped"
+    # Every audit row the work writes (the commands it runs included) names the row's API token.
+    scope = acting_api_token.set(item.api_token)
     try:
         perform(item)
     except Exception as exc:
@@ -155,6 +185,8 @@ def execute(model: type[WorkItem], pk: int, perform: Callable[[WorkItem], None])
         if on_failure:
             on_failure(exc)
         return WorkStatus.FAILED
+    finally:
+        acting_api_token.reset(scope)
     if item.status == WorkStatus.RUNNING:
         finish(item, WorkStatus.DONE)
     return item.status

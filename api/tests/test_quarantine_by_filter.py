@@ -52,3 +52,11 @@ def test_a_script_quarantines_by_filter_through_the_api_and_the_spool_agrees(wor
     queued = AuditEvent.objects.get(action="queue quarantine", outcome=AuditEvent.Outcome.QUEUED)
     assert queued.api_token.startswith("quarantine script (") and queued.username == operator.username
     assert "spam run 42" in queued.detail
+
+    # The rows the worker wrote later, the sendmail command included, name the token too.
+    assert action.api_token == queued.api_token
+    worker_rows = AuditEvent.objects.exclude(pk=queued.pk).filter(server=server, created__gte=queued.created)
+    assert worker_rows.filter(argv__isnull=False).exists()
+    assert {event.api_token for event in worker_rows} == {queued.api_token}, [
+        (event.action, event.api_token) for event in worker_rows
+    ]

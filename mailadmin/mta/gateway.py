@@ -296,8 +296,10 @@ class Mta:
         stdin: bytes | Path | None = None,
         ok_codes: tuple[int, ...] = (0,),
         timeout: float | None = None,
+        cf_path: Path | None = None,
     ) -> CommandResult:
-        argv = self.sendmail_argv(*args)
+        """Run this instance's sendmail binary on its live cf, or on `cf_path` (a staged one the agent wrote)."""
+        argv = self.sendmail_argv(*args, cf_path=str(cf_path) if cf_path else None)
         return self._audited(
             action,
             lambda: run(

@@ -1,0 +1,3 @@
+"""URLs of the address pages (see mailadmin/urls.py)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""URLs of the listener pages (see mailadmin/urls.py)."""
+
+urlpatterns: list = []

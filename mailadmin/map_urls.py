@@ -1,0 +1,3 @@
+"""URLs of the map pages (see mailadmin/urls.py)."""
+
+urlpatterns: list = []
