@@ -22,6 +22,7 @@ def snapshot(server: MailServer) -> dict:
     return {
         "mc_template": server.mc_template,
         "access_unmanaged": server.access_unmanaged,
+        "managed_maps": list(server.managed_maps or []),
         "options": dict(server.config_values.order_by("name").values_list("name", "value")),
         "features": {f.name: list(f.args) for f in server.features.order_by("name")},
         "access": [
@@ -52,6 +53,7 @@ def differences(server: MailServer, build: ConfigBuild) -> list[str]:
         "access": "access map rows",
         "access_unmanaged": "access map rows",
         "maps": "map and class rows",
+        "managed_maps": "map and class rows",
         "listeners": "listeners",
         "mc_template": "the imported .mc",
     }
@@ -66,7 +68,8 @@ def restore(server: MailServer, build: ConfigBuild, *, user=None) -> bool:
     with transaction.atomic():
         server.mc_template = rows.get("mc_template", server.mc_template)
         server.access_unmanaged = rows.get("access_unmanaged", server.access_unmanaged)
-        server.save(update_fields=["mc_template", "access_unmanaged"])
+        server.managed_maps = rows.get("managed_maps", server.managed_maps)
+        server.save(update_fields=["mc_template", "access_unmanaged", "managed_maps"])
         server.config_values.all().delete()
         ConfigValue.objects.bulk_create(ConfigValue(server=server, name=n, value=v) for n, v in rows["options"].items())
         server.features.all().delete()

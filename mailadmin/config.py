@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from mailadmin import audit, buildrows, work
+from mailadmin import audit, buildrows, listeners, maps, work
 from mailadmin.cf import accessmap, catalog, m4safe, mcfile
 from mailadmin.models import AccessEntry, ConfigBuild, ConfigValue, FeatureSetting, HostSnapshot, MailServer
 
@@ -162,8 +162,18 @@ def start_build(server: MailServer, *, user=None, request=None) -> ConfigBuild:
                 access_text=access_text(server),
                 expected_options=options,
                 rows=buildrows.snapshot(server),
+                maps=maps.rendered_maps(server),
             )
-            row.mc_text = mcfile.render_mc(document, options, features, row.build_id, reserved=reserved, roots=roots)
+            row.mc_text = mcfile.render_mc(
+                document,
+                options,
+                features,
+                row.build_id,
+                reserved=reserved,
+                roots=roots,
+                listeners=listeners.listeners_of(server),
+                cf_tree=server.cf_tree,
+            )
             outside = mcfile.paths_outside(row.mc_text, options, roots)
             if outside:
                 raise BuildRefused(
@@ -181,8 +191,10 @@ def start_build(server: MailServer, *, user=None, request=None) -> ConfigBuild:
 def import_mc(server: MailServer, text: str, *, user=None) -> list[str]:
     """Make the rows say what a .mc says; lines the catalog does not model stay in the template.
 
-    A value this instance's rules refuse (a path outside its roots …) stays verbatim in the template
-    too, with a note saying why; the agent still checks the paths in it before it builds or installs.
+    Options, masquerading and FEATUREs become their rows, DAEMON_OPTIONS and CLIENT_OPTIONS lines
+    listener rows. A value this instance's rules refuse (a path outside its roots …) stays verbatim
+    in the template too, with a note saying why; the agent still checks the paths in it before it
+    builds or installs.
     """
     reserved, roots = reported_rules(server)
     document = mcfile.parse_mc(text, reserved=reserved, roots=roots)
@@ -196,7 +208,13 @@ def import_mc(server: MailServer, text: str, *, user=None) -> list[str]:
         FeatureSetting.objects.bulk_create(
             FeatureSetting(server=server, name=n, args=list(a)) for n, a in features.items()
         )
-        audit.record("import mc", user=user, server=server, detail=f"{len(options)} options, {len(features)} features")
+        listener_count = listeners.import_from(server, document)
+        audit.record(
+            "import mc",
+            user=user,
+            server=server,
+            detail=f"{len(options)} options, {len(features)} features, {listener_count} listeners",
+        )
     return list(document.notes)
 
 

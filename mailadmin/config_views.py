@@ -7,17 +7,23 @@ require_GET / require_POST, POST-redirect-GET).
 
 from __future__ import annotations
 
+import difflib
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from mailadmin import config, overview, requests, services
+from mailadmin import buildrows, config, overview, requests, services
 from mailadmin.cf import accessmap, catalog
-from mailadmin.models import AccessEntry, AgentRequest, ConfigBuild, InstallJob
+from mailadmin.models import AccessEntry, AgentRequest, ConfigBuild, HostSnapshot, InstallJob
 from mailadmin.roles import Role, require_role
 from mailadmin.views import get_server, render_page, render_progress, work_context
+from mailadmin.work import WorkStatus
 
 
 def usability(spec, compile_options: list[str] | None) -> tuple[bool, str]:
@@ -47,12 +53,35 @@ def feature_rows(server, compile_options: list[str] | None) -> list[dict]:
                 "name": name,
                 "spec": spec,
                 "enabled": name in current,
-                "args": [(arg, args[i] if i < len(args) else "") for i, arg in enumerate(spec.args)],
+                "args": [
+                    {"index": i, "spec": arg, "value": args[i] if i < len(args) else "", "flag": arg.flag}
+                    for i, arg in enumerate(spec.args)
+                ],
                 "usable": usable,
                 "why": why,
             }
         )
     return rows
+
+
+def posted_feature_args(post: QueryDict, name: str) -> list[str]:
+    """A FEATURE's arguments from its form, by position: the page names each field `arg-<n>`, since an
+    unticked flag's checkbox sends nothing and would shift the ones after it. A post without them
+    (scripts, older forms) gives its values in order as `args`."""
+    spec = catalog.FEATURES.get(name)
+    positions = range(len(spec.args)) if spec else range(0)
+    if not any(f"arg-{i}" in post for i in positions):
+        return post.getlist("args")
+    return [post.get(f"arg-{i}", "") for i in positions]
+
+
+# The configuration page's filter text, carried through Set/Save so the page comes back as it was.
+FILTER_MAX = 100
+
+
+def filter_text(raw: str | None) -> str:
+    """The filter as typed, bounded; it only ever goes back into a query string and a text box."""
+    return " ".join((raw or "").split())[:FILTER_MAX]
 
 
 @require_role(Role.VIEWER)
@@ -61,20 +90,38 @@ def config_edit(request: HttpRequest, server: str) -> HttpResponse:
     mail_server = get_server(server)
     version = overview.sendmail_version(mail_server)  # as the host's agent last reported it
     compile_options = version.compile_options if version.version else None
+    live = config.live_build(mail_server)
     context = {
         "server": mail_server,
         "option_groups": option_rows(mail_server, compile_options),
         "features": feature_rows(mail_server, compile_options),
         "builds": mail_server.builds.select_related("created_by")[:10],
-        "live": config.live_build(mail_server),
+        "live": live,
+        # Rows changed since the live build was made (or a rollback whose rows were not restored):
+        # the next build would carry those changes, which the page must say before it happens.
+        "row_differences": buildrows.differences(mail_server, live) if live else [],
         "compile_options_unknown": compile_options is None,
         "feature_problems": config.feature_problems(mail_server),
+        "filter": filter_text(request.GET.get("filter")),
     }
     return render_page(request, "mailadmin/config_edit.html", context, section="configuration")
 
 
-def _back_to_config(server) -> HttpResponse:
-    return redirect("config_edit", server=server.name)
+def _back_to_config(request: HttpRequest, server, anchor: str = "") -> HttpResponse:
+    """Back to the configuration page at the row just changed (its fragment), with the filter kept."""
+    url = reverse("config_edit", kwargs={"server": server.name})
+    typed = filter_text(request.POST.get("filter"))
+    if typed:
+        url += "?" + urlencode({"filter": typed})
+    return redirect(url + (f"#{anchor}" if anchor else ""))
+
+
+def _option_anchor(name: str) -> str:
+    return f"option-{name}" if name in catalog.OPTIONS else ""
+
+
+def _feature_anchor(name: str) -> str:
+    return f"feature-{name}" if name in catalog.FEATURES else ""
 
 
 def _report(request: HttpRequest, what: str, exc: ValidationError) -> None:
@@ -102,7 +149,7 @@ def option_set(request: HttpRequest, server: str) -> HttpResponse:
                 )
     except ValidationError as exc:
         _report(request, name or "option", exc)
-    return _back_to_config(mail_server)
+    return _back_to_config(request, mail_server, _option_anchor(name))
 
 
 @require_role(Role.ADMINISTRATOR)
@@ -112,11 +159,11 @@ def feature_set(request: HttpRequest, server: str) -> HttpResponse:
     name = request.POST.get("name", "")
     enabled = request.POST.get("enabled") == "on"
     try:
-        config.set_feature(mail_server, name, request.POST.getlist("args"), enabled, request=request)
+        config.set_feature(mail_server, name, posted_feature_args(request.POST, name), enabled, request=request)
         messages.success(request, f"FEATURE({name}) {'on' if enabled else 'off'}. Build to apply it.")
     except ValidationError as exc:
         _report(request, f"FEATURE({name})", exc)
-    return _back_to_config(mail_server)
+    return _back_to_config(request, mail_server, _feature_anchor(name))
 
 
 @require_role(Role.ADMINISTRATOR)
@@ -127,17 +174,80 @@ def build_start(request: HttpRequest, server: str) -> HttpResponse:
         row = config.start_build(mail_server, request=request)
     except config.BuildRefused as exc:
         messages.error(request, f"Build refused: {exc}")
-        return _back_to_config(mail_server)
+        return _back_to_config(request, mail_server)
     return redirect("build_detail", pk=row.pk)
 
 
+@dataclass
+class LiveComparison:
+    """A build's cf against the cf its host runs now: what installing the build would change.
+
+    `state`: "live" (this build is installed), "build" (another build is: `live`), "host" (a cf
+    this console did not build) or "unknown" (`why`; `diff_lines` are
+    then the stored diff against the cf installed when the build was made, the best there is)."""
+
+    state: str
+    live: ConfigBuild | None = None
+    why: str = ""
+    diff_lines: list[tuple[str, str]] = field(default_factory=list)
+    added: int = 0
+    removed: int = 0
+    # The stored at-build-time diff says the same: the page shows it once, not twice.
+    same_as_stored: bool = False
+
+
+def diff_lines(diff: str) -> list[tuple[str, str]]:
+    """(kind, line) for the template: kind is +, -, @ or anything else for context."""
+    return [(line[:1], line) for line in diff.splitlines()]
+
+
+def compare_with_live(row: ConfigBuild, live: ConfigBuild | None) -> LiveComparison | None:
+    """The diff between the cf the host's agent last saw (or the live build's own cf, the same text
+    in full) and this build's; None while the build has no cf."""
+    if row.status != WorkStatus.DONE or not row.cf_text:
+        return None
+    if live is not None:
+        if live.pk == row.pk:
+            return LiveComparison("live", live)
+        state, old_text, old_name = "build", live.cf_text, f"live sendmail.cf ({live.build_id})"
+    else:
+        snapshot = HostSnapshot.objects.filter(server=row.server).only("cf", "cf_text").first()
+        cf = snapshot.cf if snapshot else {}
+        why = ""
+        if snapshot is None:
+            why = "no snapshot from the host's agent yet"
+        elif cf.get("exists") and (cf.get("text_truncated") or not snapshot.cf_text):
+            why = "the agent's snapshot holds only part of the live cf"
+        elif not cf.get("exists"):
+            why = f"the agent could not read it: {cf.get('error') or snapshot.error or 'no reason given'}"
+        if why:
+            return LiveComparison("unknown", why=why, diff_lines=diff_lines(row.diff))
+        state, old_text, old_name = "host", snapshot.cf_text, "live sendmail.cf"
+    lines = list(
+        difflib.unified_diff(
+            old_text.splitlines(), row.cf_text.splitlines(), old_name, f"{row.build_id}.cf", n=2, lineterm=""
+        )
+    )
+    changes = lines[2:]  # after the ---/+++ header
+    return LiveComparison(
+        state,
+        live,
+        diff_lines=diff_lines("\n".join(lines)),
+        added=sum(1 for line in changes if line.startswith("+")),
+        removed=sum(1 for line in changes if line.startswith("-")),
+        same_as_stored=changes == row.diff.splitlines()[2:],
+    )
+
+
 def _build_context(row: ConfigBuild) -> dict:
+    live = config.live_build(row.server)
     return work_context(
         row,
         "build_progress",
         build=row,
-        live=config.live_build(row.server),
-        diff_lines=[(line[:1], line) for line in row.diff.splitlines()],
+        live=live,
+        against_live=compare_with_live(row, live),
+        diff_lines=diff_lines(row.diff),
     )
 
 
@@ -165,6 +275,21 @@ def build_install(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(refusal))
         return redirect("build_detail", pk=row.pk)
     return redirect("install_detail", pk=job.pk)
+
+
+@require_role(Role.ADMINISTRATOR)
+@require_POST
+def build_reset_rows(request: HttpRequest, pk: int) -> HttpResponse:
+    """Make the rows what the live build was made from again (after a rollback, or to drop edits)."""
+    row = get_object_or_404(ConfigBuild.objects.select_related("server"), pk=pk)
+    server = row.server
+    if config.live_build(server) != row:
+        messages.error(request, f"Build {row.build_id} is not the live build any more; nothing was reset.")
+    elif not buildrows.restore(server, row, user=request.user):
+        messages.error(request, f"Build {row.build_id} kept no rows to reset to.")
+    else:
+        messages.success(request, f"The rows are what build {row.build_id} was made from again.")
+    return _back_to_config(request, server)
 
 
 def _install_context(job: InstallJob) -> dict:

@@ -92,6 +92,11 @@ class MailServer(models.Model):
         help_text="Imported access map lines of tags the console does not manage, re-emitted verbatim.",
     )
     host = models.ForeignKey(AgentHost, null=True, blank=True, on_delete=models.PROTECT, related_name="servers")
+    managed_maps = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The map and class files the console writes at each install (imported or given a row), empty or not.",
+    )
     roots = models.JSONField(
         default=list,
         blank=True,

@@ -6,7 +6,14 @@ from celery.signals import worker_init, worker_ready
 
 from mailadmin import agents, work
 from mailadmin.models import AgentRequest, ConfigBuild, InstallJob, MailServer, ServiceAction
-from mailadmin.mta import agent, answers, jobs, report, snapshot
+from mailadmin.mta import (
+    addresstest,  # noqa: F401  (registers its answer to AgentRequest rows)
+    agent,
+    answers,
+    jobs,
+    report,
+    snapshot,
+)
 
 
 @shared_task(name="mailadmin.tasks.run_service_action")

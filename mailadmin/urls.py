@@ -40,6 +40,7 @@ urlpatterns = [
     path("builds/<int:pk>/", config_views.build_detail, name="build_detail"),
     path("builds/<int:pk>/progress/", config_views.build_progress, name="build_progress"),
     path("builds/<int:pk>/install/", config_views.build_install, name="build_install"),
+    path("builds/<int:pk>/reset-rows/", config_views.build_reset_rows, name="build_reset_rows"),
     path("installs/<int:pk>/", config_views.install_detail, name="install_detail"),
     path("installs/<int:pk>/progress/", config_views.install_progress, name="install_progress"),
     path("actions/service/<int:pk>/", views.service_action_detail, name="service_action_detail"),

@@ -25,6 +25,7 @@ from mailadmin.cf.m4safe import (
     CipherListValue,
     DaemonPortValue,
     EnumValue,
+    FlagValue,
     HostnameValue,
     IntervalValue,
     ListValue,
@@ -104,6 +105,7 @@ FILES = "Files"
 LOGGING = "Logging and milters"
 SECURITY = "Privacy and security"
 LIMITS = "Limits and load"
+MASQUERADING = "Masquerading"
 
 _PRIVACY_FLAGS = (
     "public",
@@ -824,6 +826,40 @@ _OPTIONS: list[OptionSpec] = [
         "Turn every permanent (5xx) error into a temporary one: useful while testing a new configuration.",
         since="8.14",
     ),
+    # --- Masquerading ------------------------------------------------------------------------------
+    # Macro calls, not define()s; cfhead.m4 turns them into the `DM` macro and the classes $=M, $=E.
+    OptionSpec(
+        "MasqueradeAs",
+        "MASQUERADE_AS",
+        HostnameValue(),
+        "",
+        MASQUERADING,
+        "Rewrite the host part of sender addresses to this domain (headers; the envelope too with "
+        "FEATURE(masquerade_envelope)), e.g. example.org for mail sent from mail1.example.org.",
+        kind=CALL,
+        cf_template="DM{value}",
+    ),
+    OptionSpec(
+        "MasqueradeDomains",
+        "MASQUERADE_DOMAIN",
+        ListValue(HostnameValue(), " "),
+        "",
+        MASQUERADING,
+        "Other domains whose addresses are masqueraded too (class $=M); with "
+        "FEATURE(masquerade_entire_domain) their subdomains as well.",
+        kind=CALL,
+        cf_template="C{{M}}{value}",
+    ),
+    OptionSpec(
+        "ExposedUsers",
+        "EXPOSED_USER",
+        ListValue(WordValue(), " "),
+        "",
+        MASQUERADING,
+        "Local users whose addresses are never masqueraded (class $=E), e.g. root.",
+        kind=CALL,
+        cf_template="C{{E}}{value}",
+    ),
 ]
 
 OPTIONS: dict[str, OptionSpec] = {spec.name: spec for spec in _OPTIONS}
@@ -845,6 +881,11 @@ class ArgSpec:
     type: ValueType
     required: bool = False
     help: str = ""
+
+    @property
+    def flag(self) -> FlagValue | None:
+        """The fixed word this argument is, if it is one (a checkbox on the configuration page)."""
+        return self.type if isinstance(self.type, FlagValue) else None
 
 
 # Map types makemap can build, and the compile option the binary needs for each.
@@ -963,6 +1004,25 @@ def _greet_pause_default_needs_access_db(args: tuple[str, ...], selected: set[st
     return []
 
 
+def _flag_arg(word: str, label: str, meaning: str) -> ArgSpec:
+    return ArgSpec(word, FlagValue(word, label, meaning), help=meaning)
+
+
+# ratecontrol's and conncontrol's two arguments are positional flags (their .m4 files read _ARG_
+# and _ARG2_): FEATURE(`ratecontrol', `', `terminate') is terminate alone.
+_NODELAY_ARG = _flag_arg(
+    "nodelay",
+    "Check as the client connects (nodelay)",
+    "Apply the limit at connect time even with FEATURE(delay_checks), so a Connect: OK or RELAY row "
+    "no longer exempts a client. Needs FEATURE(delay_checks).",
+)
+_TERMINATE_ARG = _flag_arg(
+    "terminate",
+    "Refuse with 421 and close the connection (terminate)",
+    "A client over its limit is refused with 421 4.3.2 and disconnected; without it the refusal is "
+    "452 4.3.2, a temporary error within the session.",
+)
+
 _MAP_TYPE_ARG = ArgSpec(
     "map type",
     EnumValue(tuple(MAP_TYPES)),
@@ -1016,10 +1076,7 @@ _FEATURES: list[FeatureSpec] = [
     ),
     FeatureSpec(
         "ratecontrol",
-        (
-            ArgSpec("nodelay", EnumValue(("nodelay",)), help="Check at connect time even with delay_checks."),
-            ArgSpec("terminate", EnumValue(("terminate",)), help="Answer 421 and close instead of 452."),
-        ),
+        (_NODELAY_ARG, _TERMINATE_ARG),
         "Limit connections per client and time window (ConnectionRateWindowSize) with ClientRate: rows.",
         requires=("access_db",),
         after=("access_db", "delay_checks"),
@@ -1029,10 +1086,7 @@ _FEATURES: list[FeatureSpec] = [
     ),
     FeatureSpec(
         "conncontrol",
-        (
-            ArgSpec("nodelay", EnumValue(("nodelay",)), help="Check at connect time even with delay_checks."),
-            ArgSpec("terminate", EnumValue(("terminate",)), help="Answer 421 and close instead of 452."),
-        ),
+        (_NODELAY_ARG, _TERMINATE_ARG),
         "Limit simultaneous connections per client with ClientConn: rows.",
         requires=("access_db",),
         after=("access_db", "delay_checks"),
@@ -1182,6 +1236,39 @@ _FEATURES: list[FeatureSpec] = [
         since="8.14",
     ),
 ]
+
+# Masquerading FEATUREs: they change how MASQUERADE_AS and MASQUERADE_DOMAIN are applied.
+_FEATURES += [
+    FeatureSpec(
+        "masquerade_envelope",
+        (),
+        "Masquerade the envelope sender and recipients too, not only the headers.",
+    ),
+    FeatureSpec(
+        "masquerade_entire_domain",
+        (),
+        "Masquerade every host in the MASQUERADE_DOMAIN domains, subdomains included.",
+    ),
+    FeatureSpec(
+        "allmasquerade",
+        (),
+        "Masquerade recipient headers (To:, Cc:) as well as the sender.",
+        notes="Must come before MAILER(local).",
+    ),
+    FeatureSpec(
+        "limited_masquerade",
+        (),
+        "Masquerade only the domains in MASQUERADE_DOMAIN, not this host's own names ($=w).",
+    ),
+    FeatureSpec(
+        "local_no_masquerade",
+        (),
+        "Do not masquerade mail delivered locally.",
+        notes="Must come before MAILER(local).",
+    ),
+]
+# Class macros: every call adds its words to the class, so several lines are one list.
+ACCUMULATING_CALLS = ("MASQUERADE_DOMAIN", "EXPOSED_USER")
 
 FEATURES: dict[str, FeatureSpec] = {spec.name: spec for spec in _FEATURES}
 

@@ -468,6 +468,33 @@ class BoolValue(EnumValue):
         return "True or False"
 
 
+class FlagValue(ValueType):
+    """A FEATURE argument that is one fixed word or nothing (ratecontrol's `nodelay', `terminate'):
+    shown as a checkbox labelled with what it does, stored as the word when ticked.
+
+    Matched exactly: the feature files compare some of these words case-sensitively
+    (ratecontrol.m4 takes `terminate' but prints *** ERROR for `Terminate')."""
+
+    name = "flag"
+
+    def __init__(self, word: str, label: str, meaning: str):
+        super().__init__()  # an unticked flag is an empty argument, which the FEATURE's ArgSpec allows
+        if not M4_WORD.fullmatch(word):
+            raise ValueError(f"a flag is one m4 word, not {word!r}")
+        self.word, self.label, self.meaning = word, label, meaning
+
+    def __repr__(self) -> str:
+        return f"FlagValue({self.word!r})"
+
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
+        if raw != self.word:
+            raise self.invalid(f"‘{raw[:40]}’ is not one of the choices.", code="choice")
+        return raw
+
+    def describe(self) -> str:
+        return f"‘{self.word}’ or nothing"
+
+
 _WORD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 

@@ -1,14 +1,19 @@
 """Read a sendmail .mc into the values the catalog manages, and write it back out.
 
-`parse_mc` splits a .mc into segments: the option defines and FEATURE() lines the catalog models
-(`OptionDefine`, `FeatureDecl`), the confCF_VERSION build stamp (`BuildStamp`), and everything else
-kept byte for byte (`Unmanaged`). It follows m4's quoting, parentheses, `dnl` and comments across
-lines, so a line is managed only when it is a whole construct at the top level; anything it is
-not sure about stays unmanaged, and `McDocument.notes` says why.
+`parse_mc` splits a .mc into segments: the option defines, macro calls (MASQUERADE_AS …) and
+FEATURE() lines the catalog models (`OptionDefine`, `FeatureDecl`), the DAEMON_OPTIONS and
+CLIENT_OPTIONS lines (`ListenerDecl`, typed `ListenerSpec`s), the confCF_VERSION build stamp
+(`BuildStamp`), and everything else kept byte for byte (`Unmanaged`). It follows m4's quoting,
+parentheses, `dnl` and comments across lines, so a line is managed only when it is a whole
+construct at the top level; anything it is not sure about stays unmanaged, and
+`McDocument.notes` says why.
 
 `render_mc` walks the segments again with new values: managed lines are re-emitted (verbatim if
 the value did not change), dropped when unset, and new ones inserted where m4 wants them. It is a
 pure function: the same document and values always give the same text.
+
+A .mc written for sendmail's own Build (the cf/cf samples, FreeBSD's) has no include of cf.m4:
+Build runs `m4 ../m4/cf.m4 file.mc`. render_mc puts that include at the top (`cf_tree=`).
 """
 
 from __future__ import annotations
@@ -19,11 +24,20 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 
 from mailadmin.cf import catalog
-from mailadmin.cf.m4safe import check_reported, check_words
+from mailadmin.cf.m4safe import (
+    DaemonPortValue,
+    EnumValue,
+    NumberValue,
+    ValueType,
+    WordValue,
+    check_reported,
+    check_words,
+)
 from mailadmin.cf.paths import under_any
 
 STAMP_MACRO = "confCF_VERSION"
 BUILD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+LISTENER_MACROS = {"daemon": "DAEMON_OPTIONS", "client": "CLIENT_OPTIONS"}
 
 
 class UnsafeValue(ValueError):
@@ -33,6 +47,8 @@ class UnsafeValue(ValueError):
 @dataclass(frozen=True)
 class Unmanaged:
     text: str
+    # False once m4's quotes or comment characters changed: nothing may be inserted after it.
+    trusted: bool = True
 
 
 @dataclass(frozen=True)
@@ -66,7 +82,224 @@ class BuildStamp:
     source: str = ""
 
 
-Segment = Unmanaged | OptionDefine | FeatureDecl | BuildStamp
+# ---------------------------------------------------------------------------------------------
+# Listeners: DAEMON_OPTIONS / CLIENT_OPTIONS
+
+# The modifier letters sendmail documents (op.me, cf/README; c, f, r and u are read by proto.m4's
+# rules from ${daemon_flags}). A daemon accepts mail, a client sends it.
+DAEMON_MODIFIERS = "abcfrsuACEOS"
+CLIENT_MODIFIERS = "hAS"
+# Service names sendmail may be given instead of a port number, and their numbers.
+SERVICE_PORTS = {"smtp": "25", "submission": "587", "smtps": "465"}
+
+
+class _MilterNamesValue(ValueType):
+    """InputMailFilters= inside a listener: milter names separated by `;` (a comma ends the key)."""
+
+    name = "milter names"
+    allowed_characters = ";"
+
+    def clean_value(self, raw: str, *, reserved: frozenset[str], roots: tuple[str, ...]) -> str:
+        names = raw.split(";")
+        for name in names:
+            WordValue().clean(name, reserved=reserved, roots=roots)
+        if len(set(names)) != len(names):
+            raise self.invalid("Names a milter twice.", code="duplicate")
+        return raw
+
+    def describe(self) -> str:
+        return "milter names separated by ; (each declared with INPUT_MAIL_FILTER)"
+
+
+_BUFFER = NumberValue(1, 16_777_216)
+_LOAD = NumberValue(0, 10_000)
+# The other keys of a listener line: name → (its type, the kinds it belongs to).
+EXTRA_KEYS: dict[str, tuple[ValueType, tuple[str, ...]]] = {
+    "Listen": (NumberValue(1, 65_535), ("daemon",)),
+    "SendBufSize": (_BUFFER, ("daemon", "client")),
+    "ReceiveBufSize": (_BUFFER, ("daemon", "client")),
+    "InputMailFilters": (_MilterNamesValue(), ("daemon",)),
+    "children": (NumberValue(0, 100_000), ("daemon",)),
+    "DeliveryMode": (
+        EnumValue(("background", "interactive", "queueonly", "deferred", "b", "i", "q", "d")),
+        ("daemon",),
+    ),
+    "refuseLA": (_LOAD, ("daemon",)),
+    "delayLA": (_LOAD, ("daemon",)),
+    "queueLA": (_LOAD, ("daemon",)),
+}
+_FIELD_KEYS = {"name": "Name", "family": "Family", "port": "Port", "addr": "Addr", "m": "M", "modifiers": "M"}
+_EXTRA_BY_LOWER = {key.lower(): key for key in EXTRA_KEYS}
+
+
+@dataclass(frozen=True)
+class ListenerSpec:
+    """One DAEMON_OPTIONS (kind daemon) or CLIENT_OPTIONS (kind client) line, every field cleaned.
+
+    `extra` holds the other keys as `Key=value` pairs joined by commas, in the order given."""
+
+    kind: str
+    name: str = ""
+    family: str = ""
+    port: str = ""
+    address: str = ""
+    modifiers: str = ""
+    extra: str = ""
+
+    @property
+    def macro(self) -> str:
+        return LISTENER_MACROS[self.kind]
+
+    def value(self) -> str:
+        """The option text: what DaemonPortOptions= / ClientPortOptions= says in sendmail.cf."""
+        fields = [("Name", self.name), ("Family", self.family), ("Port", self.port), ("Addr", self.address)]
+        fields.append(("M", self.modifiers))
+        text = ",".join(f"{key}={value}" for key, value in fields if value)
+        return ",".join(filter(None, [text, self.extra]))
+
+    def mc_line(self) -> str:
+        """The .mc text for this listener (without its dnl)."""
+        return f"{self.macro}(`{self.value()}')"
+
+    def cf_line(self) -> str:
+        """The sendmail.cf line a build of this listener must contain verbatim."""
+        option = "DaemonPortOptions" if self.kind == "daemon" else "ClientPortOptions"
+        return f"O {option}={self.value()}"
+
+    def socket(self) -> tuple[str, str, str]:
+        """(family, address, port number): two daemons on one socket cannot both bind it."""
+        family = self.family or ("inet6" if ":" in self.address else "inet")
+        return family, self.address or "*", SERVICE_PORTS.get(self.port, self.port or "25")
+
+
+def clean_listener(kind: str, fields: dict[str, str], *, reserved: frozenset[str]) -> ListenerSpec:
+    """A ListenerSpec from form or file fields (name, family, port, address, modifiers, extra);
+    ValidationError naming the field and the rule it broke."""
+    check_reported(reserved)
+    if kind not in LISTENER_MACROS:
+        raise ValidationError(f"‘{str(kind)[:20]}’ is neither daemon nor client.", code="choice")
+    types = DaemonPortValue.FIELDS
+    cleaned: dict[str, str] = {}
+    for part, key in (("name", "Name"), ("family", "Family"), ("port", "Port"), ("address", "Addr")):
+        raw = fields.get(part, "")
+        try:
+            cleaned[part] = types[key].clean(raw, reserved=reserved) if raw else ""
+        except ValidationError as exc:
+            raise ValidationError(f"{key}=: {exc.messages[0]}", code=exc.code) from None
+    letters = DAEMON_MODIFIERS if kind == "daemon" else CLIENT_MODIFIERS
+    modifiers = fields.get("modifiers", "")
+    if (
+        not isinstance(modifiers, str)
+        or any(c not in letters for c in modifiers)
+        or len(set(modifiers)) != len(modifiers)
+    ):
+        raise ValidationError(
+            f"M=: only the letters {letters}, each at most once, are {kind} modifiers.", code="invalid"
+        )
+    cleaned["modifiers"] = modifiers
+    cleaned["extra"] = _clean_extra(kind, fields.get("extra", ""), reserved)
+    # The lengths a Listener row holds.
+    if len(cleaned["name"]) > 40 or len(cleaned["extra"]) > 300:
+        raise ValidationError("Name= may have at most 40 characters, the other keys 300 together.", code="too_long")
+    if kind == "daemon" and not cleaned["port"] and not cleaned["address"] and not cleaned["name"]:
+        raise ValidationError("Give at least a port, an address or a name.", code="required")
+    if cleaned["family"] and cleaned["address"]:
+        family = "inet6" if ":" in cleaned["address"] else "inet"
+        if cleaned["family"] != family:
+            raise ValidationError(
+                f"Addr={cleaned['address']} does not belong to Family={cleaned['family']}.", code="invalid"
+            )
+    return ListenerSpec(kind, **cleaned)
+
+
+def _clean_extra(kind: str, raw: str, reserved: frozenset[str]) -> str:
+    if not isinstance(raw, str) or raw == "":
+        return ""
+    if raw.strip(" ") == "":
+        return ""
+    if any(not c.isprintable() for c in raw):
+        # A newline or tab would start a second m4 line or split the option list.
+        raise ValidationError("The other keys may not hold a newline, tab or control character.", code="invalid")
+    pairs: list[str] = []
+    seen: set[str] = set()
+    for part in re.split(r" *, *", raw.strip()):
+        key, equals, value = part.partition("=")
+        canonical = _EXTRA_BY_LOWER.get(key.strip().lower())
+        if not equals or canonical is None or kind not in EXTRA_KEYS[canonical][1]:
+            allowed = ", ".join(k for k, (_, kinds) in EXTRA_KEYS.items() if kind in kinds)
+            raise ValidationError(
+                f"‘{part[:40]}’: the other keys a {kind} line may have are {allowed}.", code="invalid"
+            )
+        if canonical in seen:
+            raise ValidationError(f"{canonical}= is given twice.", code="duplicate")
+        seen.add(canonical)
+        try:
+            value = EXTRA_KEYS[canonical][0].clean(value.strip(), reserved=reserved)
+        except ValidationError as exc:
+            raise ValidationError(f"{canonical}=: {exc.messages[0]}", code=exc.code) from None
+        pairs.append(f"{canonical}={value}")
+    return ",".join(pairs)
+
+
+def parse_listener_value(kind: str, text: str, *, reserved: frozenset[str]) -> ListenerSpec:
+    """The ListenerSpec of a DAEMON_OPTIONS/CLIENT_OPTIONS argument such as Debian's
+    `Family=inet,  Name=MTA-v4, Port=smtp, Addr=127.0.0.1'; ValidationError if any part fails."""
+    fields: dict[str, str] = {}
+    extra: list[str] = []
+    for part in re.split(r"[ \t]*,[ \t]*", text.strip(" \t")):
+        key, equals, value = part.partition("=")
+        field = _FIELD_KEYS.get(key.strip().lower())
+        if not equals:
+            raise ValidationError(f"‘{part[:40]}’ is not a key=value pair.", code="invalid")
+        if field is None:
+            extra.append(part)
+            continue
+        name = {"Name": "name", "Family": "family", "Port": "port", "Addr": "address", "M": "modifiers"}[field]
+        if name in fields:
+            raise ValidationError(f"{field}= is given twice.", code="duplicate")
+        fields[name] = value.strip()
+    fields["extra"] = ",".join(extra)
+    return clean_listener(kind, fields, reserved=reserved)
+
+
+def listener_problems(listeners: list[ListenerSpec]) -> list[str]:
+    """What sendmail would fail on in this set of listeners: two daemons on one socket."""
+    problems: list[str] = []
+    seen: dict[tuple[str, str, str], ListenerSpec] = {}
+    for spec in listeners:
+        if spec.kind != "daemon":
+            continue
+        socket = spec.socket()
+        if socket in seen:
+            problems.append(
+                f"Two daemons listen on {socket[1]} port {socket[2]} ({socket[0]}): "
+                f"{seen[socket].name or 'unnamed'} and {spec.name or 'unnamed'}; the second could not bind it."
+            )
+        seen.setdefault(socket, spec)
+    return problems
+
+
+def listener_comment(tail: str) -> str:
+    """The comment of a listener line's `dnl # …` tail, as a row keeps it."""
+    text = tail.strip()
+    text = text[3:] if text.startswith("dnl") else text
+    return text.strip().lstrip("#").strip()[:200]
+
+
+def _listener_tail(comment: str) -> str:
+    # m4 discards everything after dnl up to the newline, so only a line break could escape it.
+    comment = "".join(c for c in comment if c.isprintable())[:200]
+    return f"dnl # {comment}\n" if comment.strip() else "dnl\n"
+
+
+@dataclass(frozen=True)
+class ListenerDecl:
+    spec: ListenerSpec
+    tail: str = "dnl\n"
+    source: str = ""
+
+
+Segment = Unmanaged | OptionDefine | FeatureDecl | BuildStamp | ListenerDecl
 
 
 @dataclass
@@ -75,8 +308,15 @@ class McDocument:
     notes: list[str] = field(default_factory=list)
 
     def options(self) -> dict[str, str]:
-        """cf option name → value, for the options this file sets with lines the console manages."""
-        return {s.name: s.value for s in self.segments if isinstance(s, OptionDefine)}
+        """cf option name → value, for the options this file sets with lines the console manages
+        (the words of every MASQUERADE_DOMAIN or EXPOSED_USER line together: each adds to its class)."""
+        found: dict[str, str] = {}
+        for s in self.segments:
+            if isinstance(s, OptionDefine):
+                found[s.name] = (
+                    _accumulated(found.get(s.name), s) if s.m4_name in catalog.ACCUMULATING_CALLS else s.value
+                )
+        return found
 
     def features(self) -> dict[str, tuple[str, ...]]:
         """FEATURE name → its values (trailing empty ones left out), for managed FEATURE lines."""
@@ -84,6 +324,15 @@ class McDocument:
 
     def build_stamp(self) -> str | None:
         return next((s.value for s in self.segments if isinstance(s, BuildStamp)), None)
+
+    def listeners(self) -> list[tuple[ListenerSpec, str]]:
+        """(spec, comment) of each listener line the console manages, in file order."""
+        return [(s.spec, listener_comment(s.tail)) for s in self.segments if isinstance(s, ListenerDecl)]
+
+    @property
+    def needs_cf_m4(self) -> bool:
+        """True for a .mc written for sendmail's Build, which supplies cf.m4 itself."""
+        return not _INCLUDES_CF_M4.search(self.text())
 
     def text(self) -> str:
         """The file as it was read."""
@@ -189,10 +438,23 @@ _TAIL = r"(?P<tail>(?:[ \t]*dnl(?![A-Za-z0-9_])[^\n]*)?\n?)"
 _DEFINE = re.compile(rf"define\({_NAME},[ \t]*(?P<value>{_ARG})\){_TAIL}")
 # define(`confX',dnl  ⏎  `value')dnl — how Debian's sendmail.mc sets confPRIVACY_FLAGS.
 _SPLIT_DEFINE = re.compile(rf"define\({_NAME},[ \t]*dnl(?![A-Za-z0-9_])[^\n]*\n[ \t]*(?P<value>`[^`'\n]*')\){_TAIL}")
-_CALL_MACROS = "|".join(spec.m4 for spec in catalog.OPTIONS.values() if spec.kind == catalog.CALL)
+# DAEMON_OPTIONS lines are listeners (rows of their own), not the catalog's DaemonPortOptions.
+_CALL_MACROS = "|".join(
+    spec.m4
+    for spec in catalog.OPTIONS.values()
+    if spec.kind == catalog.CALL and spec.m4 not in LISTENER_MACROS.values()
+)
 _CALL = re.compile(rf"(?P<macro>{_CALL_MACROS})\((?P<value>{_ARG})\){_TAIL}")
 _FEATURE = re.compile(rf"FEATURE\({_NAME}(?P<args>(?:,[ \t]*{_ARG})*)\){_TAIL}")
 _FEATURE_ARG = re.compile(rf",[ \t]*({_ARG})")
+
+
+_LISTENER = re.compile(rf"(?P<macro>DAEMON_OPTIONS|CLIENT_OPTIONS)\((?P<value>{_ARG})\){_TAIL}")
+
+
+def _accumulated(before: str | None, segment: OptionDefine) -> str:
+    words = (before.split(" ") if before else []) + segment.value.split(" ")
+    return " ".join(dict.fromkeys(words))
 
 
 def _unquote(arg: str) -> str:
@@ -201,7 +463,7 @@ def _unquote(arg: str) -> str:
 
 @dataclass(frozen=True)
 class _Candidate:
-    kind: str  # "define", "call" or "feature"
+    kind: str  # "define", "call", "feature" or "listener"
     name: str
     args: tuple[str, ...]
     tail: str
@@ -213,6 +475,9 @@ def _recognise(unit: str) -> _Candidate | None:
         if match:
             name = match["qname"] or match["name"]
             return _Candidate("define", name, (_unquote(match["value"]),), match["tail"])
+    match = _LISTENER.fullmatch(unit)
+    if match:
+        return _Candidate("listener", match["macro"], (_unquote(match["value"]),), match["tail"])
     match = _CALL.fullmatch(unit)
     if match:
         return _Candidate("call", match["macro"], (_unquote(match["value"]),), match["tail"])
@@ -240,6 +505,16 @@ def _managed(
     roots: tuple[str, ...],
     notes: list[str],
 ) -> Segment:
+    if candidate.kind == "listener":
+        kind = "daemon" if candidate.name == "DAEMON_OPTIONS" else "client"
+        try:
+            spec = parse_listener_value(kind, candidate.args[0], reserved=reserved)
+        except ValidationError as exc:
+            notes.append(
+                f"line {line}: {candidate.name}(‘{candidate.args[0][:60]}’) is kept as written: {exc.messages[0]}"
+            )
+            return Unmanaged(unit)
+        return ListenerDecl(spec, candidate.tail, unit)
     if candidate.kind in ("define", "call"):
         value = candidate.args[0]
         if candidate.kind == "define" and candidate.name == STAMP_MACRO:
@@ -281,6 +556,10 @@ def _demote_conflicting(segments: list[Segment], notes: list[str]) -> None:
         elif isinstance(segment, FeatureDecl):
             groups.setdefault(("feature", segment.name), []).append(index)
     for (kind, name), indexes in groups.items():
+        if kind == "option" and catalog.OPTIONS[name].m4 in catalog.ACCUMULATING_CALLS:
+            if len(indexes) > 1:
+                notes.append(f"{name} is given on {len(indexes)} lines; the console writes them as one line")
+            continue
         values = {segments[i].value if kind == "option" else segments[i].args for i in indexes}
         several_sockets = kind == "option" and catalog.OPTIONS[name].kind == catalog.CALL and len(indexes) > 1
         if len(values) > 1 or several_sockets:
@@ -303,7 +582,7 @@ def parse_mc(text: str, *, reserved: frozenset[str], roots: tuple[str, ...] = ()
         if not trusted:
             if not notes or not notes[-1].endswith(_REST_KEPT):
                 notes.append(f"line {line}: m4's quote or comment characters change here; {_REST_KEPT}")
-            segments.append(Unmanaged(unit))
+            segments.append(Unmanaged(unit, trusted=False))
             continue
         candidate = _recognise(unit)
         segment = Unmanaged(unit) if candidate is None else _managed(candidate, unit, line, reserved, roots, notes)
@@ -313,7 +592,17 @@ def parse_mc(text: str, *, reserved: frozenset[str], roots: tuple[str, ...] = ()
                     notes.append(f"line {line}: changes {name} in a way the console does not model; kept as written")
         segments.append(segment)
     _demote_conflicting(segments, notes)
-    return McDocument(segments, notes)
+    document = McDocument(segments, notes)
+    if document.needs_cf_m4 and _CALLS_OSTYPE.search(text):
+        notes.append(
+            "this .mc was written for sendmail's own Build (it has no include of cf.m4): the console puts "
+            "include(`…/m4/cf.m4') of the instance's cf tree at its top when it builds, as Build runs "
+            "m4 ../m4/cf.m4 on it"
+        )
+    return document
+
+
+_CALLS_OSTYPE = re.compile(r"^OSTYPE\(", re.MULTILINE)
 
 
 def declared_paths(text: str) -> list[tuple[str, str]]:
@@ -363,6 +652,43 @@ def _feature_text(name: str, args: tuple[str, ...]) -> str:
     return f"FEATURE(`{name}'{quoted})"
 
 
+def _check_listeners(listeners: list[tuple[ListenerSpec, str]], reserved: frozenset[str]) -> None:
+    for spec, comment in listeners:
+        if not isinstance(spec, ListenerSpec) or not isinstance(comment, str):
+            raise UnsafeValue("a listener must be a (ListenerSpec, comment) pair")
+        fields = {
+            "name": spec.name,
+            "family": spec.family,
+            "port": spec.port,
+            "address": spec.address,
+            "modifiers": spec.modifiers,
+            "extra": spec.extra,
+        }
+        try:
+            cleaned = clean_listener(spec.kind, fields, reserved=reserved)
+        except ValidationError as exc:
+            raise UnsafeValue(f"listener {spec.value()[:80]!r}: {exc.messages[0]}") from None
+        if cleaned != spec:
+            raise UnsafeValue(f"listener {spec.value()[:80]!r} is not in its cleaned form")
+    problems = listener_problems([spec for spec, _ in listeners])
+    if problems:
+        raise UnsafeValue("; ".join(problems))
+
+
+_CF_TREE = re.compile(r"(?:/[A-Za-z0-9_+-][A-Za-z0-9_.+-]*)+")
+
+
+def _cf_m4_include(cf_tree: str, reserved: frozenset[str]) -> str:
+    if not _CF_TREE.fullmatch(cf_tree) or "/." in cf_tree or len(cf_tree) > 200:
+        raise UnsafeValue(f"cf tree {cf_tree[:80]!r}: an absolute path of letters, digits and _ . + - only")
+    try:
+        # cf.m4 derives _CF_DIR_ from its own file name and m4 reads that text again.
+        check_words(cf_tree, reserved)
+    except ValidationError as exc:
+        raise UnsafeValue(f"cf tree {cf_tree!r}: {exc.message}") from None
+    return f"include(`{cf_tree}/m4/cf.m4')dnl\n"
+
+
 def _check_inputs(
     options: dict[str, str],
     features: dict[str, tuple[str, ...]],
@@ -389,6 +715,43 @@ def _check_inputs(
         raise UnsafeValue("; ".join(problems))
 
 
+# What may define confCF_VERSION before proto.m4 reads it at the end of the input: an OSTYPE or
+# DOMAIN file (Debian's debian.m4 and debian-msp.m4 do), a HACK, an include, or a FEATURE the
+# catalog does not model (none of the catalog's FEATURE files sets it; test_mcfile checks the tree).
+_MAY_SET_STAMP = re.compile(r"(?<![A-Za-z0-9_])(?:OSTYPE|DOMAIN|HACK|s?include|FEATURE)\(\s*`?(?P<name>[\w.-]*)")
+
+
+def _may_set_stamp(segment: Segment) -> bool:
+    if not isinstance(segment, Unmanaged) or segment.text.startswith(("dnl", "#")):
+        return False
+    for match in _MAY_SET_STAMP.finditer(segment.text):
+        if not (match.group(0).startswith("FEATURE") and match["name"] in catalog.FEATURES):
+            return True
+    return False
+
+
+def _is_listener_line(segment: Segment) -> bool:
+    return isinstance(segment, ListenerDecl) or any(_starts_with_call(segment, m) for m in LISTENER_MACROS.values())
+
+
+def _place_listeners(doc: McDocument, listeners: list[tuple[ListenerSpec, str]], fallback: int) -> dict[int, list[str]]:
+    """Where each listener's line goes: the k-th listener where the file's k-th listener line stood
+    (that line byte for byte if it says exactly the same), further ones after the last of them."""
+    decls = [(i, s) for i, s in enumerate(doc.segments) if isinstance(s, ListenerDecl)]
+    if not decls:
+        first = next((i for i, s in enumerate(doc.segments) if _is_listener_line(s)), fallback)
+        return {first: [spec.mc_line() + _listener_tail(comment) for spec, comment in listeners]}
+    placed: dict[int, list[str]] = {}
+    for k, (spec, comment) in enumerate(listeners):
+        index, decl = decls[min(k, len(decls) - 1)]
+        if k < len(decls) and decl.spec == spec and listener_comment(decl.tail) == comment.strip():
+            text = decl.source if decl.source.endswith("\n") else decl.source + "\n"
+        else:
+            text = spec.mc_line() + _listener_tail(comment)
+        placed.setdefault(index, []).append(text)
+    return placed
+
+
 def render_mc(
     doc: McDocument,
     options: dict[str, str],
@@ -397,14 +760,24 @@ def render_mc(
     *,
     reserved: frozenset[str],
     roots: tuple[str, ...] = (),
+    listeners: list[tuple[ListenerSpec, str]] | None = None,
+    cf_tree: str | None = None,
 ) -> str:
     """The .mc for these values: doc's unmanaged text in place, managed lines from the values.
+
+    `listeners` ((spec, comment) pairs, in row order) replace the file's DAEMON_OPTIONS and
+    CLIENT_OPTIONS lines where the first of them stood (before the first MAILER if it had none);
+    None keeps the file's own. `cf_tree`: the instance's cf tree, whose m4/cf.m4 a .mc written for
+    Build (no include of cf.m4) gets at its top.
 
     Raises UnsafeValue for a value that is not a cleaned catalog value (for this instance's macro
     names `reserved` and directories `roots`) or a FEATURE set m4 would reject: rendering is the
     last point before m4, so it does not trust its callers.
     """
     _check_inputs(options, features, build_id, reserved, roots)
+    if listeners is not None:
+        _check_listeners(listeners, reserved)
+    head = _cf_m4_include(cf_tree, reserved) if cf_tree is not None and doc.needs_cf_m4 else ""
     segments = doc.segments
     features = {name: catalog.trimmed(tuple(args)) for name, args in features.items()}
     ostype = next((i for i, s in enumerate(segments) if _starts_with_call(s, "OSTYPE")), None)
@@ -412,13 +785,16 @@ def render_mc(
     options_at = [i for i, s in enumerate(segments) if isinstance(s, OptionDefine)]
     stamps_at = [i for i, s in enumerate(segments) if isinstance(s, BuildStamp)]
     end = len(segments)
+    # Nothing is inserted after m4's quotes or comment characters change.
+    trusted_end = next((i for i, s in enumerate(segments) if isinstance(s, Unmanaged) and not s.trusted), end)
     before: dict[int, list[str]] = {}
     after: dict[int, list[str]] = {}
 
-    # debian.m4 sets confCF_VERSION itself, so the stamp must follow OSTYPE to win.
+    # The stamp must be the last definition of confCF_VERSION (debian.m4 and debian-msp.m4 set it).
     stamp = f"define(`{STAMP_MACRO}', `{build_id}')dnl\n"
-    if ostype is not None:
-        after.setdefault(ostype, []).append(stamp)
+    setters = [i for i, s in enumerate(segments[:trusted_end]) if _may_set_stamp(s)]
+    if setters:
+        after.setdefault(setters[-1], []).append(stamp)
     else:
         before.setdefault(stamps_at[0] if stamps_at else mailer if mailer is not None else end, []).append(stamp)
 
@@ -441,10 +817,22 @@ def render_mc(
         index = min(later) if later else mailer if mailer is not None else end
         before.setdefault(index, []).append(_feature_text(name, features[name]) + "dnl\n")
 
-    out: list[str] = []
+    listener_lines = (
+        {} if listeners is None else _place_listeners(doc, listeners, mailer if mailer is not None else end)
+    )
+    for index, lines in listener_lines.items():
+        if not isinstance(segments[index] if index < end else None, ListenerDecl):
+            before.setdefault(index, []).extend(lines)
+
+    groups: dict[str, int] = {}
+    for s in segments:
+        if isinstance(s, OptionDefine):
+            groups[s.name] = groups.get(s.name, 0) + 1
+    written: set[str] = set()
+    out: list[str] = [head]
 
     def emit(text: str, inserted: bool = False) -> None:
-        if inserted and out and not out[-1].endswith("\n"):
+        if inserted and out[-1] and not out[-1].endswith("\n"):
             out.append("\n")
         out.append(text)
 
@@ -453,10 +841,19 @@ def render_mc(
             emit(line, inserted=True)
         if isinstance(segment, Unmanaged):
             emit(segment.text)
-        elif isinstance(segment, OptionDefine) and segment.name in options:
+        elif isinstance(segment, ListenerDecl):
+            for line in listener_lines.get(index, ()) if listeners is not None else (segment.source,):
+                emit(line, inserted=True)
+        elif isinstance(segment, OptionDefine) and segment.name in options and segment.name not in written:
             value = options[segment.name]
             spec = catalog.OPTIONS[segment.name]
-            emit(segment.source if value == segment.value else spec.mc_line(value) + segment.tail)
+            if spec.m4 in catalog.ACCUMULATING_CALLS:
+                # Every line adds to the class: the whole list goes on the first line.
+                written.add(segment.name)
+                same = groups[segment.name] == 1 and value == segment.value
+                emit(segment.source if same else spec.mc_line(value) + segment.tail)
+            else:
+                emit(segment.source if value == segment.value else spec.mc_line(value) + segment.tail)
         elif isinstance(segment, FeatureDecl) and segment.name in features:
             args = features[segment.name]
             emit(segment.source if args == segment.args else _feature_text(segment.name, args) + segment.tail)

@@ -317,9 +317,13 @@ class Mta:
         argv = self.sendmail_argv("-bt", cf_path=str(cf_path))
         return self._audited("check cf", lambda: run(argv, timeout=self.timeout, stdin=b""), argv)
 
-    def makemap(self, map_type: str, source: Path) -> CommandResult:
-        # -C: read TrustedUser and friends from this instance's cf, not the system's.
-        argv = [self.server.makemap_bin, "-C", self.server.cf_path, map_type, str(source)]
+    def makemap(self, map_type: str, source: Path, *, cf_path: Path | None = None) -> CommandResult:
+        """`makemap TYPE source < source`: writes source.db next to it.
+
+        -C: read TrustedUser and friends from this instance's cf, not the system's; a staged build
+        passes its own staged cf, the one that will be live when the map is.
+        """
+        argv = [self.server.makemap_bin, "-C", str(cf_path or self.server.cf_path), map_type, str(source)]
         return self._audited("makemap", lambda: run(argv, timeout=self.timeout, stdin=source), argv)
 
     def map_lookup(self, map_name: str, key: str) -> CommandResult:
@@ -331,6 +335,15 @@ class Mta:
 
     def newaliases(self) -> CommandResult:
         return self.sendmail("-bi", action="newaliases")
+
+    def compile_aliases(self, aliases: Path, cf_path: Path) -> CommandResult:
+        """`sendmail -C cf -oA<aliases> -bi`: newaliases on a staged alias file (writes aliases.db next
+        to it), read with the staged cf. Exit 70 for a line it cannot parse; its warnings (duplicate
+        names …) come on stdout with exit 0, so the caller keeps and shows them."""
+        if not aliases.is_absolute() or any(ch == "," or ch.isspace() or not ch.isprintable() for ch in str(aliases)):
+            # AliasFile is a comma-separated list: a comma would name a second alias file.
+            raise ValueError(f"{aliases}: an alias file path must be absolute, without commas or spaces")
+        return self.sendmail(f"-oA{aliases}", "-bi", action="newaliases", cf_path=cf_path)
 
     def start_daemon(self) -> CommandResult:
         return self.sendmail("-bd", f"-q{self.server.queue_interval}", action="daemon start")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from mailadmin import audit, work
+from mailadmin import audit, buildrows, work
 from mailadmin.models import ConfigBuild, InstallJob, MailServer, ServiceAction
 from mailadmin.mta import cfbuild, daemon, gateway, snapshot
 
@@ -39,12 +39,22 @@ def perform_install(job: InstallJob) -> None:
 
     def perform() -> tuple[str, dict]:
         outcome = cfbuild.install(job, mta, lambda pct, note: work.report_progress(job, pct, note))
+        if job.rollback:
+            outcome += "; " + restore_rows(job)
         return outcome, {"output": outcome}
 
     try:
         audit.run_work(job, f"cf {'rollback' if job.rollback else 'install'}", job.build.build_id, perform)
     finally:
         refresh_snapshot(job.server)
+
+
+def restore_rows(job: InstallJob) -> str:
+    """After a rollback, the rows say again what the installed build was made from, or the next
+    build would silently bring the rolled-back change back."""
+    if buildrows.restore(job.server, job.build, user=job.created_by):
+        return f"the options, FEATUREs, access, map and listener rows are those {job.build.build_id} was made from"
+    return f"the rows were left as they are: {job.build.build_id} kept none (a configuration found on the host)"
 
 
 def refresh_snapshot(server: MailServer) -> None:

@@ -311,6 +311,11 @@ EVERY_FEATURE = {
     "require_rdns": (),
     "block_bad_helo": (),
     "badmx": (),
+    "masquerade_envelope": (),
+    "masquerade_entire_domain": (),
+    "allmasquerade": (),
+    "limited_masquerade": (),
+    "local_no_masquerade": (),
 }
 
 
@@ -406,3 +411,71 @@ def test_a_map_file_or_mailer_outside_the_roots_is_refused_naming_the_roots():
     assert catalog.check_features({"access_db": ("hash", "/etc/mail/access")}, reserved=RESERVED, roots=ROOTS) == []
     no_roots = catalog.check_features({"access_db": ("hash", "/etc/mail/access")}, reserved=RESERVED, roots=())
     assert any("has not declared its directories" in p for p in no_roots)
+
+
+# ---------------------------------------------------------------------------------------------
+# Flag arguments: ratecontrol's and conncontrol's `nodelay' and `terminate'
+
+
+def test_ratecontrol_and_conncontrol_arguments_are_flags_with_a_label_and_a_meaning():
+    for name in ("ratecontrol", "conncontrol"):
+        flags = [arg.flag for arg in catalog.FEATURES[name].args]
+        assert [flag.word for flag in flags] == ["nodelay", "terminate"], name
+        assert "421" in flags[1].label and "452" in flags[1].meaning
+        assert "delay_checks" in flags[0].meaning
+    assert catalog.FEATURES["access_db"].args[0].flag is None
+
+
+def test_a_flag_keeps_its_position_so_terminate_alone_is_the_second_argument():
+    assert catalog.feature_m4_args("conncontrol", ("", "terminate")) == ("", "terminate")
+    assert catalog.feature_m4_args("ratecontrol", ("nodelay", "")) == ("nodelay",)
+    assert catalog.feature_values("ratecontrol", ("", "terminate")) == ("", "terminate")
+    problems = catalog.check_features({"access_db": (), "ratecontrol": ("terminate",)}, reserved=RESERVED)
+    assert any("not one of the choices" in problem for problem in problems), problems
+
+
+def test_a_flag_is_matched_exactly_because_ratecontrol_m4_compares_terminate_case_sensitively(tmp_path):
+    """m4 prints *** ERROR for `Terminate', so the console refuses it rather than folding its case."""
+    _, errors = m4_run(
+        HEAD + raw_feature_line("access_db", ()) + raw_feature_line("ratecontrol", ("", "Terminate")) + TAIL, tmp_path
+    )
+    assert errors
+    problems = catalog.check_features({"access_db": (), "ratecontrol": ("", "Terminate")}, reserved=RESERVED)
+    assert any("not one of the choices" in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    "feature, reply",
+    [("ratecontrol", "Connection rate limit exceeded."), ("conncontrol", "Too many open connections.")],
+)
+def test_ticking_terminate_builds_a_cf_whose_rule_answers_421_instead_of_452(tmp_path, feature, reply):
+    doc = mcfile.parse_mc(HEAD + TAIL, reserved=RESERVED, roots=ROOTS)
+    built = {}
+    for args in (("", "terminate"), ()):
+        features = {"access_db": (), feature: args}
+        mc = mcfile.render_mc(doc, {}, features, "flags", reserved=RESERVED, roots=ROOTS)
+        assert (f"FEATURE(`{feature}', `', `terminate')dnl" in mc) == bool(args)
+        built[args], errors = m4_run(mc, tmp_path / str(len(args)))
+        assert errors == []
+    assert f"$#error $@ 4.3.2 $: 421 {reply}" in built[("", "terminate")]
+    assert f"$#error $@ 4.3.2 $: 452 {reply}" in built[()]
+    assert "421" not in "".join(line for line in built[()].splitlines() if reply in line)
+
+
+def test_an_imported_mc_with_the_flag_words_fills_the_flags():
+    text = (
+        HEAD
+        + "".join(
+            raw_feature_line(name, args)
+            for name, args in [
+                ("access_db", ()),
+                ("delay_checks", ()),
+                ("ratecontrol", ("nodelay", "terminate")),
+                ("conncontrol", ("", "terminate")),
+            ]
+        )
+        + TAIL
+    )
+    features = mcfile.parse_mc(text, reserved=RESERVED, roots=ROOTS).features()
+    assert features["ratecontrol"] == ("nodelay", "terminate")
+    assert features["conncontrol"] == ("", "terminate")

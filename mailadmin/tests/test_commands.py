@@ -23,7 +23,9 @@ def test_buildcf_builds_and_installs_from_the_shell(instance_files, capsys):
     call_command("importmc", server.mc_path, server=server.name, access=server.access_path)
     call_command("buildcf", server=server.name, install=True)
     out = capsys.readouterr().out
-    build = ConfigBuild.objects.get()
+    build = ConfigBuild.objects.get(origin=ConfigBuild.Origin.CONSOLE)
+    # What was live before the first install is kept as a build of its own, to roll back to.
+    assert ConfigBuild.objects.filter(origin=ConfigBuild.Origin.HOST).count() == 1
     assert f"{build.build_id} built" in out
     assert f"answers with {build.build_id}" in out
     assert cfbuild.live_build(server) == build

@@ -414,3 +414,13 @@ def test_accepted_values_come_out_of_m4_verbatim_and_change_nothing_else(name, t
         assert changes == []
 
     accepted_is_verbatim()
+
+
+def test_a_flag_accepts_its_word_exactly_and_nothing_else():
+    flag = m4safe.FlagValue("terminate", "Refuse with 421", "meaning")
+    assert flag.clean("terminate", reserved=RESERVED) == "terminate"
+    for other in ("Terminate", "terminate ", "nodelay", "terminate\n", "`terminate'", "dnl"):
+        with pytest.raises(ValidationError):
+            flag.clean(other, reserved=RESERVED)
+    with pytest.raises(ValueError):
+        m4safe.FlagValue("two words", "label", "meaning")
