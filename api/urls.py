@@ -8,7 +8,7 @@ from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView
 
-from api import config_views, console_views, docs, tls_views, views
+from api import config_views, console_views, docs, map_views, tls_views, views
 
 app_name = "api"
 
@@ -41,6 +41,16 @@ urlpatterns = [
     path("v1/servers/<slug:server>/access/", open_view(config_views.AccessEntries), name="access"),
     path("v1/servers/<slug:server>/builds/", open_view(config_views.Builds), name="builds"),
     path("v1/access/<int:pk>/", open_view(config_views.AccessEntryDetail), name="access_entry"),
+    path("v1/servers/<slug:server>/maps/", open_view(map_views.Maps), name="maps"),
+    path("v1/servers/<slug:server>/maps/<str:map_name>/rows/", open_view(map_views.MapRows), name="map_rows"),
+    path(
+        "v1/servers/<slug:server>/maps/<str:map_name>/rows/<int:pk>/",
+        open_view(map_views.MapRowDetail),
+        name="map_row",
+    ),
+    path("v1/servers/<slug:server>/maps/<str:map_name>/text/", open_view(map_views.MapText), name="map_text"),
+    path("v1/servers/<slug:server>/listeners/", open_view(map_views.Listeners), name="listeners"),
+    path("v1/servers/<slug:server>/listeners/<int:pk>/", open_view(map_views.ListenerDetail), name="listener"),
     path("v1/builds/<int:pk>/", open_view(config_views.BuildDetail), name="build"),
     path("v1/builds/<int:pk>/install/", open_view(config_views.BuildInstall), name="build_install"),
     path("v1/installs/<int:pk>/", open_view(config_views.InstallDetail), name="install"),

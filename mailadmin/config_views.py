@@ -241,6 +241,7 @@ def compare_with_live(row: ConfigBuild, live: ConfigBuild | None) -> LiveCompari
 
 def _build_context(row: ConfigBuild) -> dict:
     live = config.live_build(row.server)
+    is_live = live is not None and live.pk == row.pk
     return work_context(
         row,
         "build_progress",
@@ -248,6 +249,9 @@ def _build_context(row: ConfigBuild) -> dict:
         live=live,
         against_live=compare_with_live(row, live),
         diff_lines=diff_lines(row.diff),
+        # The live build's page says when the rows have moved on from it (and offers them back).
+        row_differences=buildrows.differences(row.server, row) if is_live else [],
+        build_maps=sorted((row.maps or {}).items()),
     )
 
 
@@ -376,7 +380,7 @@ def access_lookup(request: HttpRequest, server: str) -> HttpResponse:
     mail_server = get_server(server)
     tag, key = request.POST.get("tag", ""), request.POST.get("key", "")
     try:
-        accessmap.clean_entry(tag, key, "0" if tag in ("ClientRate", "ClientConn", "GreetPause") else "OK")
+        key = accessmap.clean_key(tag, key)
     except ValidationError as exc:
         _report(request, "Lookup", exc)
         return redirect("access_list", server=mail_server.name)

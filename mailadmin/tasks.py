@@ -11,6 +11,7 @@ from mailadmin.mta import (
     agent,
     answers,
     jobs,
+    mapsource,  # noqa: F401  (registers its answer to AgentRequest rows)
     report,
     snapshot,
 )

@@ -22,7 +22,7 @@ from tlsconfig.forms import DeployForm, GenerateForm, UploadForm
 from tlsconfig.models import Certificate, Deployment, TlsJob
 
 # Access-map tags of the TLS policy; they are edited on the access map page with the other rows.
-TLS_POLICY_TAGS = ("TLS_Clt", "TLS_Srv", "Try_TLS")
+TLS_POLICY_TAGS = ("TLS_Clt", "TLS_Srv", "TLS_Rcpt", "Try_TLS")
 PROBE_TEMPLATE = "tlsconfig/_probe_result.html"
 PROBE_MESSAGE_TEMPLATE = "tlsconfig/_probe_message_result.html"
 

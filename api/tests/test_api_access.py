@@ -59,7 +59,7 @@ def scene(db):
 
 def concrete(route: str, server, action) -> str:
     path = "/" + route.replace("<slug:server>", server.name).replace("<int:pk>", str(action.pk))
-    path = path.replace("<str:queue_id>", "6AOIGq4n025795")
+    path = path.replace("<str:queue_id>", "6AOIGq4n025795").replace("<str:map_name>", "aliases")
     assert "<" not in path, f"add the converter of {route} to this test"
     return path
 

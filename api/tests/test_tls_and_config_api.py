@@ -109,13 +109,20 @@ def test_a_script_changes_an_option_builds_reads_the_diff_and_installs(worker, m
         state = call("GET", url, token).json()
         return state if state["status"] in ("done", "failed") else None
 
-    build = wait_for(lambda: finished(response.json()["url"]), 60, "the build")
+    def wait_until_finished(url, what):
+        try:
+            return wait_for(lambda: finished(url), 60, what)
+        except AssertionError as exc:  # say where it stopped: the row and what the worker printed
+            state = call("GET", url, token).json()
+            raise AssertionError(f"{exc}: {state}\n--- worker log ---\n{worker.log()[-6000:]}") from None
+
+    build = wait_until_finished(response.json()["url"], "the build")
     assert build["status"] == "done", build
     assert "O MaxMessageSize=7000000" in build["diff"]
 
     response = call("POST", build["install_url"], token)
     assert response.status_code == 202, response.content
-    install = wait_for(lambda: finished(response.json()["url"]), 60, "the install")
+    install = wait_until_finished(response.json()["url"], "the install")
     assert install["status"] == "done", install
     assert "O MaxMessageSize=7000000" in Path(server.cf_path).read_text()
     named = AuditEvent.objects.filter(api_token__startswith="deploy pipeline (")

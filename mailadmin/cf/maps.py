@@ -484,7 +484,9 @@ def clean_row(
         value = check("value", virtuser_value, value)
     elif map_name == "mailertable":
         key = check("key", mailertable_key, key)
-        value = check("value", mailertable_value, value, tuple(mailers))
+        # Not tuple(mailers): that would turn parse's _AnyMailer into an empty tuple, and no imported
+        # mailertable line would ever become a row.
+        value = check("value", mailertable_value, value, mailers if isinstance(mailers, tuple) else tuple(mailers))
     elif map_name == "genericstable":
         key = check("key", genericstable_key, key)
         value = check("value", address, value)

@@ -3,7 +3,8 @@ input, and the page in Chromium.
 
 The instance is this module's own (its aliases are changed here). This test process is the
 instance's agent (start_instance made it so), and it answers the AgentRequest rows itself, with
-the agent's own code path (answers.perform); mailadmin.mta.addresstest registers the answer.
+the agent's own code path (answers.perform); mailadmin.mta.addresstest registers the answer. One
+test asks the session's instance instead, answered by the session's Celery worker as its agent.
 """
 
 import re
@@ -226,6 +227,21 @@ def test_the_page_asks_as_a_viewer_and_names_the_row_it_follows(server, client, 
     text = fragment.content.decode()
     assert "team would go to 2 recipients" in text and "bob@partner.example" in text
     assert client.get(f"/servers/{server.name}/address-test/ask/").status_code == 405
+
+
+def test_the_session_worker_as_the_hosts_agent_answers_the_question_the_page_asked(worker, mta_server, client, viewer):
+    """The whole way: the page writes the row, Celery carries it to the host's agent (a separate
+    process, which registers the answer through mailadmin.tasks), sendmail answers."""
+    client.force_login(viewer)
+    response = client.post(f"/servers/{mta_server.name}/address-test/ask/", {"address": "postmaster"})
+    row = AgentRequest.objects.get(server=mta_server, kind="address test")
+    assert response["Location"].endswith(f"?test={row.pk}")
+    wait_for(lambda: AgentRequest.objects.get(pk=row.pk).finished, 30, "the agent's answer")
+    result = done(AgentRequest.objects.get(pk=row.pk))
+    assert result["configuration"] == "installed" and result["sentence"].startswith("postmaster would be delivered")
+    assert any(output["command"].endswith("-bv postmaster") for output in result["outputs"])
+    fragment = client.get(f"/agent-requests/{row.pk}/progress/?result=mailadmin/_address_result.html")
+    assert fragment.status_code == 286 and "postmaster would be delivered" in fragment.content.decode()
 
 
 @pytest.mark.browser

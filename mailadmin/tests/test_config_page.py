@@ -131,6 +131,34 @@ def test_an_unknown_name_comes_back_to_the_top_of_the_page(private_console):
     assert response["Location"] == f"/servers/{server.name}/config/"
 
 
+def test_masquerading_is_set_on_the_page_and_built_into_the_mc_and_the_cf(private_console):
+    """MASQUERADE_AS, MASQUERADE_DOMAIN and EXPOSED_USER are catalog rows: they go into the .mc (so
+    they survive every rebuild) and m4 turns them into the cf's DM macro and classes M and E."""
+    server, client = private_console
+    page = client.get(f"/servers/{server.name}/config/").content.decode()
+    group = page[page.index(">Masquerading</div>") :]
+    group = group[: group.index("</table>")]
+    for name in ("MasqueradeAs", "MasqueradeDomains", "ExposedUsers"):
+        assert f'id="option-{name}"' in group
+    assert 'id="feature-masquerade_envelope"' in page
+
+    for name, value in [
+        ("MasqueradeAs", "example.org"),
+        ("MasqueradeDomains", "mail1.example.org mail2.example.org"),
+        ("ExposedUsers", "root"),
+    ]:
+        set_option(server, client, name, value)
+    posted(client, f"/servers/{server.name}/config/feature/", {"name": "masquerade_envelope", "enabled": "on"})
+    page = client.get(f"/servers/{server.name}/config/").content.decode()
+    assert 'name="value" value="mail1.example.org mail2.example.org"' in page
+
+    build = built(server, client)
+    assert "MASQUERADE_AS(`example.org')dnl" in build.mc_text
+    assert "FEATURE(`masquerade_envelope')dnl" in build.mc_text
+    cf = build.cf_text.splitlines()
+    assert {"DMexample.org", "C{M}mail1.example.org mail2.example.org", "C{E}root"} <= set(cf)
+
+
 # ---------------------------------------------------------------------------------------------
 # A build's diff against what is live now
 
@@ -204,6 +232,23 @@ def test_the_page_names_rows_changed_since_the_live_build_and_reset_brings_them_
     assert buildrows.differences(server, build) == []
     assert AuditEvent.objects.filter(action="restore rows", target=build.build_id, username="ada").exists()
     assert 'id="row-differences"' not in client.get(f"/servers/{server.name}/config/").content.decode()
+
+
+def test_the_live_builds_own_page_says_the_rows_moved_on_and_offers_them_back(private_console):
+    server, client = private_console
+    build = installed(server, client, built(server, client))
+    page = client.get(f"/builds/{build.pk}/").content.decode()
+    assert 'id="build-row-differences"' not in page
+    assert 'id="build-log"' in page and 'id="build-maps"' in page
+
+    set_option(server, client, "MaxRecipientsPerMessage", "26")
+    page = client.get(f"/builds/{build.pk}/").content.decode()
+    banner = page[page.index('id="build-row-differences"') : page.index('id="diff-live"')]
+    assert "the rows have changed since it was made:</strong> options." in banner
+    assert f'action="/builds/{build.pk}/reset-rows/"' in banner
+    posted(client, f"/builds/{build.pk}/reset-rows/", {})
+    assert not ConfigValue.objects.filter(server=server, name="MaxRecipientsPerMessage").exists()
+    assert 'id="build-row-differences"' not in client.get(f"/builds/{build.pk}/").content.decode()
 
 
 def test_resetting_to_a_build_that_is_no_longer_live_changes_nothing(private_console):

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from mailadmin import config, hosts
+from mailadmin.management.commands.importmc import import_map_files
 from mailadmin.models import MailServer
 from mailadmin.mta import agent, instance, report
 from mailadmin.mta.gateway import Mta, MtaError
@@ -41,6 +42,8 @@ class Command(BaseCommand):
             # First run: the base .mc becomes the rows the console edits; later runs keep the admin's rows.
             config.import_mc(server, Path(server.mc_path).read_text())
             config.import_access(server, Path(server.access_path).read_text())
+            for line in import_map_files(server, Path(server.conf_dir)):
+                self.stdout.write(line)
         self.stdout.write(
             f"instance {name} ready: {server.cf_path} (port {server.smtp_port}); agent config {host_config.path}"
         )
