@@ -52,7 +52,7 @@ def concrete(route: str, server: MailServer, action: ServiceAction) -> str:
 
         QueueAction.objects.get_or_create(pk=action.pk, defaults={"server": server, "verb": "refresh"})
     path = "/" + route.replace("<slug:server>", server.name).replace("<int:pk>", str(action.pk))
-    path = path.replace("<slug:queue_id>", "6AOIGq4n025795")
+    path = path.replace("<slug:queue_id>", "6AOIGq4n025795").replace("<str:map_name>", "aliases")
     assert "<" not in path, f"add the converter of {route} to this test"
     return path
 

@@ -16,8 +16,7 @@ from mailadmin.models import AgentRequest, AuditEvent, MapEntry
 from mailadmin.mta import answers, mapbuild, mapsource  # noqa: F401  (mapsource registers its answer)
 from mailadmin.work import WorkStatus
 from testing.browser import SCREENSHOTS, log_in
-
-from .test_maps import CONTINUED_ALIASES
+from testing.map_samples import CONTINUED_ALIASES
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ from django.core.exceptions import ValidationError
 
 from mailadmin import maps
 from mailadmin.models import AuditEvent, MapEntry
-
-from .test_maps import CONTINUED_ALIASES, DEBIAN_ALIASES, LOCAL_HOST_NAMES, MAILERTABLE, VIRTUSERS
+from testing.map_samples import CONTINUED_ALIASES, DEBIAN_ALIASES, LOCAL_HOST_NAMES, MAILERTABLE, VIRTUSERS
 
 
 @pytest.fixture
